@@ -1,0 +1,1 @@
+"""The pure core: plain data and functions over it, no I/O, no Telegram, no database, no clock."""

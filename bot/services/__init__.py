@@ -1,0 +1,1 @@
+"""Use cases over the pure core and the archive: ingest, delivery, repost."""

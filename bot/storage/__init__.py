@@ -1,0 +1,1 @@
+"""The archive: SQLAlchemy tables, engine and migrations, repositories, full-text search."""

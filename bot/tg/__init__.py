@@ -1,0 +1,1 @@
+"""The only package that imports `telegram`: application, handlers, keyboards, sender."""
