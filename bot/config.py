@@ -76,10 +76,17 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
 
-    @field_validator("bot_api_url", "blog_base_url", mode="before")
+    @field_validator("bot_api_url", mode="before")
+    @classmethod
+    def _check_api_url(cls, value: Any) -> Any:
+        if value is None or not str(value).strip():
+            return "https://api.telegram.org"
+        return cls._check_url(value)
+
+    @field_validator("blog_base_url", mode="before")
     @classmethod
     def _check_url(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or not str(value).strip():
             return None
         text = str(value).strip()
         if not text.startswith(("http://", "https://")):

@@ -1,0 +1,88 @@
+"""Settings come from the environment and `.env`; bad values fail with one clear line."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from bot.errors import ConfigError
+
+NAMES = (
+    "TELEGRAM_TOKEN", "BOT_API_URL", "DIGEST_DIR", "DATABASE_URL", "ADMIN_IDS",
+    "SCAN_INTERVAL", "TIMEZONE", "DAILY_TIME", "BLOG_BASE_URL", "LOG_LEVEL",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults_match_env_example() -> None:
+    settings = load_settings()
+    assert settings.bot_api_url == "https://api.telegram.org"
+    assert settings.digest_dir == Path("digests")
+    assert settings.database_url == "sqlite+aiosqlite:///./data/paperfeed.db"
+    assert settings.admin_ids == frozenset()
+    assert settings.scan_interval == 300
+    assert settings.timezone == "UTC"
+    assert settings.daily_time == time(9, 0)
+    assert settings.blog_base_url is None
+    assert settings.log_level == "INFO"
+
+
+def test_env_example_documents_exactly_the_settings() -> None:
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    keys = [line.split("=", 1)[0] for line in example.read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert tuple(keys) == NAMES
+
+
+def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_IDS", " 12, 34 ,")
+    monkeypatch.setenv("DAILY_TIME", "7:05")
+    monkeypatch.setenv("TIMEZONE", "Asia/Shanghai")
+    monkeypatch.setenv("BLOG_BASE_URL", "https://blog.example.org/")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert settings.admin_ids == {12, 34}
+    assert settings.daily_time == time(7, 5)
+    assert str(settings.tz) == "Asia/Shanghai"
+    assert settings.blog_base_url == "https://blog.example.org"
+    assert settings.log_level == "DEBUG"
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SCAN_INTERVAL=60\nDIGEST_DIR=/srv/digests\n")
+    settings = load_settings()
+    assert settings.scan_interval == 60
+    assert settings.digest_dir == Path("/srv/digests")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ADMIN_IDS", "alice,bob"),
+        ("SCAN_INTERVAL", "soon"),
+        ("SCAN_INTERVAL", "-5"),
+        ("TIMEZONE", "Mars/Olympus"),
+        ("DAILY_TIME", "25 o'clock"),
+        ("BLOG_BASE_URL", "ftp://example.org"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DATABASE_URL", "mysql://localhost/x"),
+    ],
+)
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith(f"{name}:")
+    assert "\n" not in message
