@@ -149,3 +149,34 @@ class IngestReport:
     warnings: list[ParseWarning] = field(default_factory=list)
     new_papers: list[str] = field(default_factory=list)  # arXiv ids new to the archive
     new_appearances: list[tuple[str, str]] = field(default_factory=list)  # (arxiv_id, path)
+
+
+CHAT_KINDS = ("private", "group", "supergroup", "channel")
+DELIVERY_MODES = ("instant", "daily")
+CARD_STYLES = ("full", "compact")
+LANGUAGES = ("en", "zh")
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """A chat that talks to the bot: its subscription and its settings."""
+
+    chat_id: int
+    kind: str = "private"  # one of CHAT_KINDS
+    title: str = ""  # group/channel title or user's name, for logs and /stats
+    active: bool = True  # False once Telegram says the chat is gone (blocked, kicked)
+    all_topics: bool = False  # subscribed to everything
+    tags: tuple[str, ...] = ()  # subscribed topics when not all_topics
+    thread_id: int | None = None  # forum topic the cards go to
+    mode: str = "instant"  # one of DELIVERY_MODES
+    daily_time: str | None = None  # "HH:MM"; None means the operator's DAILY_TIME
+    timezone: str | None = None  # IANA name; None means the operator's TIMEZONE
+    include: tuple[str, ...] = ()  # only papers matching one of these words
+    exclude: tuple[str, ...] = ()  # never papers matching one of these words
+    style: str = "full"  # one of CARD_STYLES
+    lang: str = "en"  # one of LANGUAGES
+    disabled_reason: str | None = None
+
+    @property
+    def subscribed(self) -> bool:
+        return self.all_topics or bool(self.tags)
