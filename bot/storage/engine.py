@@ -1,0 +1,161 @@
+"""Engine, sessions and schema migrations: everything about reaching the database.
+
+Nothing here runs at import time; the composition root calls `make_engine` once and
+`migrate` on start. Migrations ship inside the package (bot/migrations), so no
+alembic.ini is needed at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent.parent / "migrations"
+"""Found from this file rather than as the resource "bot:migrations", which an editable
+install can turn into a namespace path that importlib.resources refuses."""
+
+WRITE: Final[Mapping[str, Any]] = {"paperfeed_write": True}
+"""Execution options for a read-modify-write transaction: such transactions run one
+at a time, so two of them never both decide that a paper is new.
+
+SQLite begins them with BEGIN IMMEDIATE: the write lock is taken (waiting up to
+busy_timeout) before the first read, so the transaction cannot fail later with
+"database is locked" when it upgrades from reading to writing. PostgreSQL takes a
+transaction-scoped advisory lock first (READ COMMITTED alone would let two writers
+insert the same arXiv id).
+"""
+
+PG_WRITE_LOCK: Final = 0x70617065  # pg_advisory_xact_lock key of archive writes ("pape")
+
+SQLITE_PRAGMAS: Final = (
+    "PRAGMA foreign_keys = ON",  # ON DELETE CASCADE needs it, per connection
+    "PRAGMA journal_mode = WAL",  # readers (the bot) never block the writer (ingest)
+    "PRAGMA synchronous = NORMAL",  # safe with WAL, far fewer fsyncs
+    "PRAGMA busy_timeout = 10000",  # wait for a concurrent writer instead of failing
+)
+
+
+def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An AsyncEngine for `sqlite+aiosqlite://` or `postgresql+asyncpg://` URLs.
+
+    For a SQLite file the parent folder is created; every SQLite connection gets the
+    pragmas above, and SQLAlchemy (not the sqlite3 module) emits BEGIN, so that reads
+    inside a transaction are repeatable and WRITE transactions begin IMMEDIATE.
+    Creating the engine opens no connection.
+    """
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() != "sqlite":
+        engine = create_async_engine(sa_url, echo=echo, pool_pre_ping=True)
+        event.listen(engine.sync_engine, "begin", _postgresql_on_begin)
+        return engine
+    database = sa_url.database or ""
+    if database not in ("", ":memory:") and not sa_url.query.get("uri"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(sa_url, echo=echo)
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_on_begin
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("paperfeed_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _postgresql_on_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("paperfeed_write", False):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (they are converted right away)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic Config built in code: script location inside the package, optional URL."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+@asynccontextmanager
+async def _engine_of(target: AsyncEngine | str) -> AsyncIterator[AsyncEngine]:
+    if isinstance(target, AsyncEngine):
+        yield target
+        return
+    engine = make_engine(target)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _run_alembic(
+    target: AsyncEngine | str, action: Callable[[Config, str], None], revision: str
+) -> None:
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection  # env.py uses it instead of a URL
+        action(config, revision)
+
+    async with _engine_of(target) as engine, engine.connect() as conn:
+        conn = await conn.execution_options(**WRITE)
+        async with conn.begin():
+            await conn.run_sync(run)
+
+
+async def migrate(target: AsyncEngine | str, revision: str = "head") -> None:
+    """Apply every pending migration (up to `revision`) in one transaction."""
+    await _run_alembic(target, command.upgrade, revision)
+
+
+async def downgrade(target: AsyncEngine | str, revision: str = "base") -> None:
+    """Undo migrations down to `revision` ("base" drops everything); for tests and rollbacks."""
+    await _run_alembic(target, command.downgrade, revision)
+
+
+async def current_revision(target: AsyncEngine | str) -> str | None:
+    """The revision the database is at; None for an empty (never migrated) database."""
+
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with _engine_of(target) as engine, engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
+def head_revision() -> str:
+    """The newest revision this code ships; `doctor` compares it with current_revision."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+

@@ -1,0 +1,168 @@
+"""The archive's rows: SQLAlchemy 2 declarative models and their conversion to domain objects.
+
+Rows never leave bot.storage: repositories turn them into the frozen dataclasses of
+bot.domain.models (`to_paper`, `to_appearance`) before handing anything out.
+The full-text index is not declared here; it is dialect specific and lives in search.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.domain.models import Appearance, Paper
+
+# Stable constraint names, so migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base; its metadata is Alembic's target."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        str: Text(),
+        int: Integer(),
+        dt.date: Date(),
+        list[str]: JSON(),
+    }
+
+
+class DigestFileRow(Base):
+    """One markdown file of the digest folder as last read, digest or not.
+
+    Non-digests are remembered with their `skipped_reason`, so an unchanged one is not
+    read again on the next scan.
+    """
+
+    __tablename__ = "digest_files"
+
+    path: Mapped[str] = mapped_column(String, primary_key=True)  # relative, POSIX
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    topic: Mapped[str | None]
+    date: Mapped[dt.date | None]
+    paper_count: Mapped[int] = mapped_column(default=0)
+    skipped_reason: Mapped[str | None]
+
+
+class PaperRow(Base):
+    """One paper per arXiv id, whatever the version; fields of its best-known version.
+
+    `source_path` names the digest that supplied the fields (the first to list the
+    highest version); only that digest may rewrite them at the same version.
+    """
+
+    __tablename__ = "papers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    arxiv_id: Mapped[str] = mapped_column(String, unique=True)
+    version: Mapped[int]
+    title: Mapped[str]
+    authors: Mapped[list[str]]
+    abstract: Mapped[str]
+    abs_url: Mapped[str]
+    pdf_url: Mapped[str]
+    comment: Mapped[str]
+    links: Mapped[list[str]]
+    summary: Mapped[str]
+    takeaways: Mapped[list[str]]
+    analysis: Mapped[str]
+    figures: Mapped[list[str]]
+    first_seen: Mapped[dt.date | None]
+    source_path: Mapped[str | None] = mapped_column(
+        ForeignKey("digest_files.path", ondelete="SET NULL")
+    )
+
+    def to_paper(self) -> Paper:
+        """The domain Paper; the row's id stays behind."""
+        return paper_from_mapping({name: getattr(self, name) for name in PAPER_FIELDS})
+
+
+class AppearanceRow(Base):
+    """A paper listed in one digest, with that digest's summary and takeaways."""
+
+    __tablename__ = "appearances"
+    __table_args__ = (
+        UniqueConstraint("paper_id", "digest_path"),
+        Index(None, "topic", "date"),
+        Index(None, "date"),
+        Index(None, "digest_path"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
+    digest_path: Mapped[str] = mapped_column(
+        ForeignKey("digest_files.path", ondelete="CASCADE")
+    )
+    topic: Mapped[str]
+    date: Mapped[dt.date]
+    summary: Mapped[str]
+    takeaways: Mapped[list[str]]
+    position: Mapped[int]
+
+    def to_appearance(self) -> Appearance:
+        """The domain Appearance."""
+        return appearance_from_mapping(
+            {name: getattr(self, name) for name in APPEARANCE_FIELDS}
+        )
+
+
+PAPER_FIELDS = (
+    "arxiv_id", "version", "title", "authors", "abstract", "abs_url", "pdf_url", "comment",
+    "links", "summary", "takeaways", "analysis", "figures",
+)
+"""Columns of `papers` that mirror a domain Paper field of the same name."""
+
+APPEARANCE_FIELDS = ("digest_path", "topic", "date", "summary", "takeaways", "position")
+
+_TUPLE_FIELDS = frozenset({"authors", "links", "takeaways", "figures"})
+
+
+def paper_from_mapping(row: Any) -> Paper:
+    """Build a Paper from anything indexable by column name (an ORM row's dict, a Row mapping)."""
+    values = {name: row[name] for name in PAPER_FIELDS}
+    for name in _TUPLE_FIELDS:
+        values[name] = tuple(values[name] or ())
+    return Paper(**values)
+
+
+def paper_to_mapping(paper: Paper) -> dict[str, Any]:
+    """The column values of `papers` for a Paper (JSON columns as lists)."""
+    values: dict[str, Any] = {name: getattr(paper, name) for name in PAPER_FIELDS}
+    for name in _TUPLE_FIELDS:
+        values[name] = list(values[name])
+    return values
+
+
+def appearance_from_mapping(row: Any) -> Appearance:
+    """Build an Appearance from anything indexable by column name."""
+    return Appearance(
+        digest_path=row["digest_path"],
+        topic=row["topic"],
+        date=row["date"],
+        summary=row["summary"],
+        takeaways=tuple(row["takeaways"] or ()),
+        position=row["position"],
+    )
