@@ -1,0 +1,68 @@
+"""The composition root: builds the engine, repositories and services once, from Settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings
+from bot.services.ingest import Ingestor
+from bot.storage.engine import make_engine, make_sessionmaker, migrate
+from bot.storage.repository import ArchiveRepo
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything the CLI and the bot need, built in one place and passed down."""
+
+    settings: Settings
+    engine: AsyncEngine
+    archive: ArchiveRepo
+    ingestor: Ingestor
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Migrate the database to the newest schema, then hand out the services."""
+    engine = make_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        archive = ArchiveRepo(make_sessionmaker(engine))
+        ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url)
+        yield Services(settings, engine, archive, ingestor)
+    finally:
+        await engine.dispose()
+
+
+class _RedactToken(logging.Filter):
+    """Keeps the bot token out of every log line (httpx logs request URLs)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.token:
+            message = record.getMessage()
+            if self.token in message:
+                record.msg = message.replace(self.token, "<token>")
+                record.args = None
+        return True
+
+
+def setup_logging(settings: Settings) -> None:
+    """One line per event, token redacted; chatty libraries kept at WARNING."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.addFilter(_RedactToken(settings.telegram_token))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level_number)
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, settings.log_level_number))

@@ -1,0 +1,239 @@
+"""The `paperfeed` command line (also `python -m bot`): thin wrappers over the services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot.bootstrap import Services, open_services
+from bot.config import Settings, load_settings
+from bot.domain.models import ArchivedPaper, IngestReport
+from bot.domain.query import parse_query
+from bot.errors import ConfigError, PaperfeedError, UnknownTag
+
+app = typer.Typer(
+    name="paperfeed",
+    help="Turn a folder of daily paper digests into a searchable, subscribable feed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Open the services (migrating the database) around one piece of async work."""
+
+    async def main() -> T:
+        async with open_services(settings) as services:
+            return await work(services)
+
+    try:
+        return asyncio.run(main())
+    except UnknownTag as exc:
+        hint = f" (did you mean {', '.join(exc.suggestions)}?)" if exc.suggestions else ""
+        err.print(f"[red]error:[/red] unknown tag {exc.tag!r}{hint}; `paperfeed tags` lists them")
+        raise typer.Exit(1) from None
+    except PaperfeedError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _print_report(report: IngestReport, verbose: bool) -> None:
+    table = Table(title="ingest", show_header=False)
+    for label, value in (
+        ("files seen", report.files_seen),
+        ("files read", report.files_read),
+        ("files unchanged", report.files_unchanged),
+        ("files deleted", report.files_deleted),
+        ("files still being written (next scan)", report.files_waiting),
+        ("papers new", report.papers_new),
+        ("papers updated", report.papers_updated),
+        ("papers unchanged", report.papers_unchanged),
+        ("skipped", len(report.skipped)),
+        ("warnings", len(report.warnings)),
+    ):
+        table.add_row(label, str(value))
+    out.print(table)
+    for path, reason in report.skipped:
+        out.print(f"[yellow]skipped[/yellow] {path}: {reason}")
+    shown = report.warnings if verbose else report.warnings[:20]
+    for warning in shown:
+        out.print(f"[yellow]warning[/yellow] {warning}")
+    if len(shown) < len(report.warnings):
+        out.print(f"… and {len(report.warnings) - len(shown)} more warnings (use --verbose)")
+
+
+@app.command()
+def ingest(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Digest folder; default DIGEST_DIR.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every warning.")] = False,
+    settle: Annotated[
+        float | None,
+        typer.Option(help="Seconds a file must be unchanged before it is read (default 5)."),
+    ] = None,
+) -> None:
+    """Scan the digest folder and store new or changed digests."""
+    settings = _settings(**({"digest_dir": directory} if directory else {}))
+
+    async def work(services: Services) -> IngestReport:
+        ingestor = services.ingestor
+        if settle is not None:
+            ingestor.settle_seconds = settle
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("reading digests", total=None)
+            return await ingestor.scan(lambda done, total: bar.update(task, completed=done,
+                                                                      total=total))
+
+    report = _run(settings, work)
+    _print_report(report, verbose)
+    if report.skipped and report.skipped[0][1] == "digest folder does not exist":
+        raise typer.Exit(1)
+
+
+def _paper_json(paper: ArchivedPaper) -> dict[str, Any]:
+    p = paper.paper
+    first = paper.first_seen
+    return {
+        "arxiv_id": p.arxiv_id,
+        "version": p.version,
+        "title": p.title,
+        "authors": list(p.authors),
+        "abstract": p.abstract,
+        "summary": p.summary,
+        "takeaways": list(p.takeaways),
+        "tags": list(paper.tags),
+        "first_seen": first.isoformat() if first else None,
+        "last_seen": paper.last_seen.isoformat() if paper.last_seen else None,
+        "abs_url": p.abs_url,
+        "pdf_url": p.pdf_url,
+        "comment": p.comment,
+        "links": list(p.links),
+        "figures": list(p.figures),
+        "sources": list(paper.sources),
+    }
+
+
+def _parse_date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 7:  # YYYY-MM
+            return date.fromisoformat(value + "-01")
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or YYYY-MM)",
+                                 param_hint=name) from None
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Words, \"phrases\", author names, arXiv ids.")],
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Only this tag.")] = None,
+    since: Annotated[str | None, typer.Option(help="Listed on or after YYYY-MM-DD.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per paper.")] = False,
+) -> None:
+    """Full-text search over titles, authors, abstracts, summaries and takeaways."""
+    settings = _settings()
+    parsed = parse_query(query)
+    since_date = _parse_date(since, "--since")
+    tags = tuple(tag or ())
+
+    async def work(services: Services) -> tuple[list[Any], int]:
+        resolved = tuple([await services.archive.resolve_tag(t) for t in tags])
+        q = replace(parsed, tags=parsed.tags + resolved, since=since_date or parsed.since)
+        return await services.archive.search(q, limit=limit, offset=0)
+
+    hits, total = _run(settings, work)
+    if as_json:
+        for hit in hits:
+            sys.stdout.write(json.dumps(_paper_json(hit.paper), ensure_ascii=False) + "\n")
+        return
+    if not hits:
+        out.print("no papers match")
+        return
+    table = Table(title=f"{total} papers match, showing {len(hits)}")
+    table.add_column("arXiv")
+    table.add_column("date")
+    table.add_column("title")
+    table.add_column("tags")
+    for hit in hits:
+        last = hit.paper.last_seen
+        table.add_row(hit.paper.arxiv_id, last.isoformat() if last else "",
+                      hit.paper.paper.title, ", ".join(hit.paper.tags))
+    out.print(table)
+
+
+@app.command()
+def tags() -> None:
+    """Every tag with its paper count and last digest date."""
+    settings = _settings()
+    infos = _run(settings, lambda s: s.archive.tags())
+    if not infos:
+        out.print("the archive is empty: run `paperfeed ingest` first")
+        return
+    table = Table()
+    table.add_column("tag")
+    table.add_column("papers", justify="right")
+    table.add_column("last digest")
+    for info in infos:
+        table.add_row(info.name, str(info.papers),
+                      info.last_date.isoformat() if info.last_date else "")
+    out.print(table)
+
+
+@app.command()
+def export(
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only this tag.")] = None,
+) -> None:
+    """Every paper as one JSON object per line, on standard output."""
+    settings = _settings()
+
+    async def work(services: Services) -> int:
+        resolved = await services.archive.resolve_tag(tag) if tag else None
+        count = 0
+        async for paper in services.archive.export(resolved):
+            sys.stdout.write(json.dumps(_paper_json(paper), ensure_ascii=False) + "\n")
+            count += 1
+        return count
+
+    count = _run(settings, work)
+    err.print(f"exported {count} papers")
+
+
+def main() -> None:
+    """Entry point of the `paperfeed` console script."""
+    app()

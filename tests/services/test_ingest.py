@@ -1,0 +1,216 @@
+"""Ingest over a real folder and a real SQLite archive: change detection, skips, deletes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.services.ingest import Ingestor
+from bot.storage.engine import make_engine, make_sessionmaker, migrate
+from bot.storage.repository import ArchiveRepo
+from tests.fixtures.expected import (
+    FIXTURE_DIGESTS,
+    FIXTURE_DIR,
+    FIXTURE_DISTINCT_IDS,
+    FIXTURE_NON_DIGESTS,
+    NON_DIGEST_PATH,
+    SAME_DAY_TWO_TOPICS_ID,
+    TWO_VERSIONS_ID,
+)
+
+NOW = 1_800_000_000.0  # the injected clock; fixture files are dated an hour before
+OLD = NOW - 3600
+
+NEW_SECTION = """
+## A Brand New Paper About Gaussians
+
+**Authors:Ada Lovelace, Alan Turing**
+
+We study new things.
+
+[PDF](http://arxiv.org/abs/2402.09999v1)
+
+**Summary**
+全新的论文。
+
+**Key Takeaways**
+- 第一点。
+
+**[ChatPaperFree](https://huggingface.co/spaces/Kedreamix/ChatPaperFree)**
+
+Analysis text.
+"""
+
+
+class Clock:
+    """A settable clock, so settle times are tested without sleeping."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def age(path: Path, when: float = OLD) -> None:
+    os.utime(path, (when, when))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "digests"
+    shutil.copytree(FIXTURE_DIR, target)
+    for file in target.rglob("*.md"):
+        age(file)
+    return target
+
+
+@pytest.fixture
+async def archive(tmp_path: Path) -> AsyncIterator[ArchiveRepo]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}")
+    await migrate(engine)
+    yield ArchiveRepo(make_sessionmaker(engine))
+    await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def ingestor(archive: ArchiveRepo, folder: Path, clock: Clock) -> Ingestor:
+    return Ingestor(archive, folder, clock=clock)
+
+
+async def test_first_scan_reads_every_digest_and_explains_skips(ingestor: Ingestor) -> None:
+    report = await ingestor.scan()
+    assert report.files_seen == FIXTURE_DIGESTS + FIXTURE_NON_DIGESTS
+    assert report.files_read == FIXTURE_DIGESTS + FIXTURE_NON_DIGESTS
+    assert report.papers_new == FIXTURE_DISTINCT_IDS
+    assert len(set(report.new_papers)) == FIXTURE_DISTINCT_IDS
+    assert [path for path, _ in report.skipped] == [NON_DIGEST_PATH]
+    assert "not a digest" in report.skipped[0][1]
+    assert all(w.path and w.line >= 0 for w in report.warnings)
+
+
+async def test_same_paper_in_two_topics_is_one_paper_with_both_tags(
+    ingestor: Ingestor, archive: ArchiveRepo
+) -> None:
+    await ingestor.scan()
+    paper = await archive.get_paper(SAME_DAY_TWO_TOPICS_ID)
+    assert paper is not None
+    assert set(paper.tags) == {"NeRF", "3DGS"}
+    two_versions = await archive.get_paper(TWO_VERSIONS_ID)
+    assert two_versions is not None
+    assert two_versions.paper.version == 2
+    assert len(two_versions.sources) == 2
+
+
+async def test_unchanged_folder_changes_nothing(ingestor: Ingestor) -> None:
+    await ingestor.scan()
+    again = await ingestor.scan()
+    assert again.files_read == 0
+    assert again.files_unchanged == FIXTURE_DIGESTS + FIXTURE_NON_DIGESTS
+    assert (again.papers_new, again.papers_updated, again.new_papers) == (0, 0, [])
+
+
+async def test_touched_file_with_same_content_is_not_parsed(
+    ingestor: Ingestor, folder: Path
+) -> None:
+    await ingestor.scan()
+    age(folder / "2024-02-01" / "NeRF.md", OLD + 60)
+    report = await ingestor.scan()
+    assert report.files_read == 0
+    assert report.new_papers == []
+
+
+async def test_changed_file_counts_only_really_new_papers(
+    ingestor: Ingestor, folder: Path, archive: ArchiveRepo
+) -> None:
+    await ingestor.scan()
+    path = folder / "2024-02-01" / "NeRF.md"
+    path.write_text(path.read_text(encoding="utf-8") + NEW_SECTION, encoding="utf-8")
+    age(path, OLD + 60)
+    report = await ingestor.scan()
+    assert report.files_read == 1
+    assert report.new_papers == ["2402.09999"]
+    assert report.papers_new == 1
+    assert ("2402.09999", "2024-02-01/NeRF.md") in report.new_appearances
+    stored = await archive.get_paper("2402.09999")
+    assert stored is not None
+    assert stored.paper.authors == ("Ada Lovelace", "Alan Turing")
+
+
+async def test_file_still_being_written_waits_for_next_scan(
+    ingestor: Ingestor, folder: Path, clock: Clock
+) -> None:
+    await ingestor.scan()
+    day = folder / "2024-06-01"
+    day.mkdir()
+    fresh = day / "NeRF.md"
+    fresh.write_text("---\ntitle: NeRF\ntags:\n  - NeRF\n---\n# 2024-06-01 更新\n" + NEW_SECTION,
+                     encoding="utf-8")
+    age(fresh, NOW - 1)
+    waiting = await ingestor.scan()
+    assert waiting.files_waiting == 1
+    assert waiting.new_papers == []
+    clock.now += 60
+    later = await ingestor.scan()
+    assert later.new_papers == ["2402.09999"]
+
+
+async def test_deleted_file_leaves_the_archive(
+    ingestor: Ingestor, folder: Path, archive: ArchiveRepo
+) -> None:
+    await ingestor.scan()
+    assert await archive.get_paper("2402.00002") is not None
+    (folder / "2024-02-01" / "NeRF.md").unlink()
+    report = await ingestor.scan()
+    assert report.files_deleted == 1
+    assert await archive.get_paper("2402.00002") is None  # listed only there
+    shared = await archive.get_paper(SAME_DAY_TWO_TOPICS_ID)
+    assert shared is not None
+    assert shared.tags == ("3DGS",)  # still listed by the 3DGS digest
+    again = await ingestor.scan()
+    assert again.files_deleted == 0
+
+
+async def test_bad_file_never_stops_the_folder(ingestor: Ingestor, folder: Path) -> None:
+    bad = folder / "2024-02-01" / "Broken.md"
+    bad.write_bytes(b"\xff\xfe\x00garbage\x80\x81 not a digest at all")
+    age(bad)
+    report = await ingestor.scan()
+    assert report.papers_new == FIXTURE_DISTINCT_IDS
+    reasons = dict(report.skipped)
+    assert "2024-02-01/Broken.md" in reasons
+    assert any(w.path == "2024-02-01/Broken.md" and "UTF-8" in w.message
+               for w in report.warnings)
+
+
+async def test_missing_folder_is_reported_not_raised(archive: ArchiveRepo, tmp_path: Path) -> None:
+    report = await Ingestor(archive, tmp_path / "nowhere").scan()
+    assert report.files_seen == 0
+    assert report.skipped
+    assert "does not exist" in report.skipped[0][1]
+
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "digests"
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/digests is not beside the checkout")
+async def test_real_sample_ingests_every_digest(archive: ArchiveRepo) -> None:
+    """The developer sample: 529 distinct arXiv ids, only the two non-digest files skipped."""
+    report = await Ingestor(archive, SHARED, clock=lambda: 4e9).scan()
+    assert report.papers_new == 529
+    skipped = {path for path, _ in report.skipped}
+    assert skipped == {"Awesome-Talking-Head-Synthesis.md", "README.md"}
+    stats = await archive.stats()
+    assert stats.papers == 529
+    again = await Ingestor(archive, SHARED, clock=lambda: 4e9).scan()
+    assert (again.files_read, again.papers_new) == (0, 0)

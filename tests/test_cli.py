@@ -1,0 +1,92 @@
+"""The `paperfeed` command line over the fixture folder and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from tests.fixtures.expected import (
+    FIXTURE_DIR,
+    FIXTURE_DISTINCT_IDS,
+    NON_DIGEST_PATH,
+    SAME_DAY_TWO_TOPICS_ID,
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "digests"
+    shutil.copytree(FIXTURE_DIR, folder)
+    for file in folder.rglob("*.md"):
+        os.utime(file, (1_000_000_000, 1_000_000_000))  # long settled
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'db' / 'pf.db'}")
+    monkeypatch.setenv("DIGEST_DIR", str(folder))
+    return folder
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_ingest_twice_adds_nothing_the_second_time(env: Path) -> None:
+    first = invoke("ingest")
+    assert f"papers new                            │ {FIXTURE_DISTINCT_IDS}" in first
+    assert f"skipped {NON_DIGEST_PATH}: not a digest" in first
+    second = invoke("ingest")
+    assert "papers new                            │ 0 " in second
+    assert "files read                            │ 0 " in second
+
+
+def test_search_json_tags_and_export(env: Path) -> None:
+    invoke("ingest")
+    lines = invoke("search", SAME_DAY_TWO_TOPICS_ID, "--json").splitlines()
+    [paper] = [json.loads(line) for line in lines]
+    assert paper["arxiv_id"] == SAME_DAY_TWO_TOPICS_ID
+    assert set(paper["tags"]) == {"NeRF", "3DGS"}
+    tags = invoke("tags")
+    assert "元宇宙/虚拟人" in tags
+    exported = [json.loads(line) for line in invoke("export").splitlines()
+                if line.startswith("{")]
+    assert len(exported) == FIXTURE_DISTINCT_IDS
+    required = {"arxiv_id", "version", "title", "authors", "abstract", "summary", "takeaways",
+                "tags", "first_seen", "abs_url", "pdf_url", "comment", "links", "figures",
+                "sources"}
+    assert all(required <= set(p) for p in exported)
+    nerf = [json.loads(line) for line in invoke("export", "--tag", "nerf").splitlines()
+            if line.startswith("{")]
+    assert nerf
+    assert all("NeRF" in p["tags"] for p in nerf)
+
+
+def test_hostile_query_is_just_a_query(env: Path) -> None:
+    invoke("ingest")
+    for query in ['"', "*", "NEAR(a b)", "-", "'; DROP TABLE papers; --", "🦄" * 50, "x" * 10000]:
+        invoke("search", query)
+    assert invoke("search", "--json", "nothing-matches-this-zzz") == ""
+
+
+def test_unknown_tag_suggests_the_closest(env: Path) -> None:
+    invoke("ingest")
+    result = runner.invoke(app, ["search", "x", "--tag", "nerff"])
+    assert result.exit_code == 1
+    assert "did you mean NeRF" in result.output
+
+
+def test_bad_setting_is_one_line_not_a_traceback(env: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCAN_INTERVAL", "often")
+    result = runner.invoke(app, ["tags"])
+    assert result.exit_code == 2
+    assert "SCAN_INTERVAL" in result.output
+    assert "Traceback" not in result.output
