@@ -214,3 +214,18 @@ async def test_real_sample_ingests_every_digest(archive: ArchiveRepo) -> None:
     assert stats.papers == 529
     again = await Ingestor(archive, SHARED, clock=lambda: 4e9).scan()
     assert (again.files_read, again.papers_new) == (0, 0)
+
+
+async def test_batching_does_not_change_the_outcome(
+    folder: Path, tmp_path: Path, clock: Clock
+) -> None:
+    outcomes = []
+    for batch_size in (1, 3, 64):
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / f'b{batch_size}.db'}")
+        await migrate(engine)
+        repo = ArchiveRepo(make_sessionmaker(engine))
+        report = await Ingestor(repo, folder, clock=clock, batch_size=batch_size).scan()
+        outcomes.append((sorted(report.new_papers), sorted(report.new_appearances),
+                         report.papers_updated, [t.papers for t in await repo.tags()]))
+        await engine.dispose()
+    assert outcomes[0] == outcomes[1] == outcomes[2]
