@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Index,
@@ -166,3 +167,45 @@ def appearance_from_mapping(row: Any) -> Appearance:
         takeaways=tuple(row["takeaways"] or ()),
         position=row["position"],
     )
+
+
+class ChatRow(Base):
+    """A chat that talks to the bot, with its subscription and settings."""
+
+    __tablename__ = "chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    all_topics: Mapped[bool] = mapped_column(Boolean, default=False)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    mode: Mapped[str] = mapped_column(String(16), default="instant")
+    daily_time: Mapped[str | None] = mapped_column(String(5))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    include: Mapped[list[str]] = mapped_column(default=list)
+    exclude: Mapped[list[str]] = mapped_column(default=list)
+    style: Mapped[str] = mapped_column(String(16), default="full")
+    lang: Mapped[str] = mapped_column(String(8), default="en")
+    disabled_reason: Mapped[str | None]
+
+
+class SubscriptionRow(Base):
+    """One followed topic of one chat (when the chat does not follow everything)."""
+
+    __tablename__ = "subscriptions"
+
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("chats.chat_id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String, primary_key=True)
+
+
+class SavedQueryRow(Base):
+    """A search a chat ran, so ◀ ▶ buttons can carry a short id instead of the query."""
+
+    __tablename__ = "saved_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    text: Mapped[str]

@@ -1,0 +1,190 @@
+"""Chats, their subscriptions and settings, and saved searches: the bot's own state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain.models import Chat
+from bot.storage.engine import WRITE
+from bot.storage.tables import ChatRow, SavedQueryRow, SubscriptionRow
+
+SETTING_FIELDS = frozenset({"mode", "daily_time", "timezone", "include", "exclude", "style",
+                            "lang", "thread_id", "title", "kind"})
+
+
+def _to_chat(row: ChatRow, tags: Iterable[str]) -> Chat:
+    return Chat(
+        chat_id=row.chat_id, kind=row.kind, title=row.title, active=row.active,
+        all_topics=row.all_topics, tags=tuple(sorted(tags, key=str.casefold)),
+        thread_id=row.thread_id, mode=row.mode, daily_time=row.daily_time,
+        timezone=row.timezone, include=tuple(row.include or ()),
+        exclude=tuple(row.exclude or ()), style=row.style, lang=row.lang,
+        disabled_reason=row.disabled_reason,
+    )
+
+
+class ChatRepo:
+    """Every public method is its own transaction and returns the chat as it now is."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            await session.connection(execution_options=dict(WRITE))
+            yield session
+
+    @staticmethod
+    async def _load(session: AsyncSession, chat_id: int) -> Chat | None:
+        row = await session.get(ChatRow, chat_id)
+        if row is None:
+            return None
+        tags = await session.scalars(
+            select(SubscriptionRow.tag).where(SubscriptionRow.chat_id == chat_id)
+        )
+        return _to_chat(row, tags)
+
+    async def get(self, chat_id: int) -> Chat | None:
+        async with self._sessions() as session, session.begin():
+            return await self._load(session, chat_id)
+
+    async def ensure(self, chat_id: int, kind: str, title: str = "", lang: str = "en") -> Chat:
+        """The chat, created with defaults on first contact."""
+        async with self._write() as session:
+            row = await session.get(ChatRow, chat_id)
+            if row is None:
+                session.add(ChatRow(chat_id=chat_id, kind=kind, title=title, active=True,
+                                    all_topics=False, mode="instant", include=[], exclude=[],
+                                    style="full", lang=lang))
+            elif title and (row.title != title or row.kind != kind):
+                row.title, row.kind = title, kind
+            await session.flush()
+            chat = await self._load(session, chat_id)
+            assert chat is not None
+            return chat
+
+    async def subscribe(self, chat_id: int, tags: Iterable[str] = (), *,
+                        everything: bool = False, thread_id: int | None = None) -> Chat:
+        """Follow these tags (or everything); cards go to `thread_id` in forum groups."""
+        async with self._write() as session:
+            values: dict[str, Any] = {"active": True, "disabled_reason": None,
+                                      "thread_id": thread_id}
+            if everything:
+                values["all_topics"] = True
+                await session.execute(delete(SubscriptionRow)
+                                      .where(SubscriptionRow.chat_id == chat_id))
+            await session.execute(update(ChatRow).where(ChatRow.chat_id == chat_id)
+                                  .values(**values))
+            existing = set(await session.scalars(
+                select(SubscriptionRow.tag).where(SubscriptionRow.chat_id == chat_id)))
+            for tag in dict.fromkeys(tags):
+                if tag not in existing:
+                    session.add(SubscriptionRow(chat_id=chat_id, tag=tag))
+            await session.flush()
+            chat = await self._load(session, chat_id)
+            assert chat is not None
+            return chat
+
+    async def unsubscribe(self, chat_id: int, tags: Iterable[str] = (), *,
+                          everything: bool = False) -> Chat:
+        """Stop following these tags, or everything."""
+        async with self._write() as session:
+            condition = SubscriptionRow.chat_id == chat_id
+            if everything:
+                await session.execute(update(ChatRow).where(ChatRow.chat_id == chat_id)
+                                      .values(all_topics=False))
+                await session.execute(delete(SubscriptionRow).where(condition))
+            else:
+                await session.execute(delete(SubscriptionRow).where(
+                    condition, SubscriptionRow.tag.in_(list(tags))))
+            chat = await self._load(session, chat_id)
+            assert chat is not None
+            return chat
+
+    async def update_settings(self, chat_id: int, **values: Any) -> Chat:
+        """Change settings (mode, daily_time, timezone, include, exclude, style, lang…)."""
+        unknown = set(values) - SETTING_FIELDS
+        if unknown:
+            raise ValueError(f"not chat settings: {sorted(unknown)}")
+        for key in ("include", "exclude"):
+            if key in values:
+                values[key] = list(values[key])
+        async with self._write() as session:
+            await session.execute(update(ChatRow).where(ChatRow.chat_id == chat_id)
+                                  .values(**values))
+            chat = await self._load(session, chat_id)
+            if chat is None:
+                raise KeyError(chat_id)
+            return chat
+
+    async def deactivate(self, chat_id: int, reason: str) -> None:
+        """Telegram said the chat is gone: stop sending until it talks to us again."""
+        async with self._write() as session:
+            await session.execute(update(ChatRow).where(ChatRow.chat_id == chat_id)
+                                  .values(active=False, disabled_reason=reason))
+
+    async def reactivate(self, chat_id: int) -> None:
+        async with self._write() as session:
+            await session.execute(update(ChatRow).where(ChatRow.chat_id == chat_id)
+                                  .values(active=True, disabled_reason=None))
+
+    async def migrate(self, old_id: int, new_id: int) -> Chat | None:
+        """A group became a supergroup: its subscription moves to the new id."""
+        async with self._write() as session:
+            old = await self._load(session, old_id)
+            if old is None:
+                return None
+            if await session.get(ChatRow, new_id) is not None:
+                await session.execute(delete(ChatRow).where(ChatRow.chat_id == new_id))
+            values = {f.name: getattr(old, f.name) for f in fields(Chat)
+                      if f.name not in ("chat_id", "tags")}
+            values["include"] = list(old.include)
+            values["exclude"] = list(old.exclude)
+            session.add(ChatRow(chat_id=new_id, **{**values, "kind": "supergroup"}))
+            await session.flush()
+            for tag in old.tags:
+                session.add(SubscriptionRow(chat_id=new_id, tag=tag))
+            await session.execute(delete(ChatRow).where(ChatRow.chat_id == old_id))
+            await session.flush()
+            return await self._load(session, new_id)
+
+    async def subscribers(self) -> list[Chat]:
+        """Active chats that follow something."""
+        async with self._sessions() as session, session.begin():
+            rows = (await session.scalars(select(ChatRow).where(ChatRow.active.is_(True)))).all()
+            subs: dict[int, list[str]] = {}
+            for chat_id, tag in await session.execute(
+                select(SubscriptionRow.chat_id, SubscriptionRow.tag)
+            ):
+                subs.setdefault(chat_id, []).append(tag)
+            chats = [_to_chat(row, subs.get(row.chat_id, ())) for row in rows]
+            return [chat for chat in chats if chat.subscribed]
+
+    async def counts(self) -> dict[str, int]:
+        """Chats by state, for /stats."""
+        async with self._sessions() as session, session.begin():
+            total = await session.scalar(select(func.count()).select_from(ChatRow)) or 0
+            inactive = await session.scalar(
+                select(func.count()).select_from(ChatRow).where(ChatRow.active.is_(False))) or 0
+        subscribed = len(await self.subscribers())
+        return {"chats": total, "subscribed": subscribed, "inactive": inactive}
+
+    async def save_query(self, chat_id: int, text: str) -> int:
+        """Remember a search so paging buttons carry only its id."""
+        async with self._write() as session:
+            row = SavedQueryRow(chat_id=chat_id, text=text)
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def saved_query(self, query_id: int) -> str | None:
+        async with self._sessions() as session, session.begin():
+            row = await session.get(SavedQueryRow, query_id)
+            return row.text if row else None

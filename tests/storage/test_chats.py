@@ -1,0 +1,83 @@
+"""Chats, subscriptions and settings on a real database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.storage.chats import ChatRepo
+from bot.storage.engine import make_sessionmaker
+
+
+@pytest.fixture
+def chats(engine: AsyncEngine) -> ChatRepo:
+    return ChatRepo(make_sessionmaker(engine))
+
+
+async def test_first_contact_creates_defaults(chats: ChatRepo) -> None:
+    chat = await chats.ensure(42, "private", "Ada", lang="zh")
+    assert (chat.kind, chat.title, chat.lang, chat.mode, chat.style) == (
+        "private", "Ada", "zh", "instant", "full")
+    assert not chat.subscribed
+    again = await chats.ensure(42, "private", "Ada L.")
+    assert again.title == "Ada L."
+    assert again.lang == "zh"  # settings survive
+
+
+async def test_subscribe_tags_everything_and_back(chats: ChatRepo) -> None:
+    await chats.ensure(1, "private")
+    chat = await chats.subscribe(1, ["NeRF", "3DGS", "NeRF"])
+    assert chat.tags == ("3DGS", "NeRF")
+    chat = await chats.unsubscribe(1, ["NeRF"])
+    assert chat.tags == ("3DGS",)
+    chat = await chats.subscribe(1, everything=True)
+    assert chat.all_topics
+    assert chat.tags == ()
+    chat = await chats.unsubscribe(1, everything=True)
+    assert not chat.subscribed
+    assert [c.chat_id for c in await chats.subscribers()] == []
+
+
+async def test_forum_thread_is_remembered(chats: ChatRepo) -> None:
+    await chats.ensure(-100, "supergroup", "Lab")
+    chat = await chats.subscribe(-100, ["NeRF"], thread_id=7)
+    assert chat.thread_id == 7
+
+
+async def test_settings_update_and_reject_unknown(chats: ChatRepo) -> None:
+    await chats.ensure(5, "private")
+    chat = await chats.update_settings(5, mode="daily", daily_time="07:30",
+                                       include=("gaussian",), style="compact")
+    assert (chat.mode, chat.daily_time, chat.include, chat.style) == (
+        "daily", "07:30", ("gaussian",), "compact")
+    with pytest.raises(ValueError, match="not chat settings"):
+        await chats.update_settings(5, active=False)
+
+
+async def test_deactivate_hides_from_subscribers_until_reactivated(chats: ChatRepo) -> None:
+    await chats.ensure(9, "private")
+    await chats.subscribe(9, everything=True)
+    await chats.deactivate(9, "Forbidden: bot was blocked by the user")
+    assert await chats.subscribers() == []
+    gone = await chats.get(9)
+    assert gone is not None
+    assert gone.disabled_reason == "Forbidden: bot was blocked by the user"
+    await chats.reactivate(9)
+    assert [c.chat_id for c in await chats.subscribers()] == [9]
+
+
+async def test_group_migration_keeps_the_subscription(chats: ChatRepo) -> None:
+    await chats.ensure(-5, "group", "Reading group")
+    await chats.subscribe(-5, ["NeRF", "GAN"])
+    await chats.update_settings(-5, mode="daily")
+    moved = await chats.migrate(-5, -1005)
+    assert moved is not None
+    assert (moved.chat_id, moved.kind, moved.tags, moved.mode) == (
+        -1005, "supergroup", ("GAN", "NeRF"), "daily")
+    assert await chats.get(-5) is None
+
+
+async def test_saved_queries_round_trip(chats: ChatRepo) -> None:
+    qid = await chats.save_query(1, 'tag:NeRF "neural fields"')
+    assert await chats.saved_query(qid) == 'tag:NeRF "neural fields"'
+    assert await chats.saved_query(qid + 1000) is None
