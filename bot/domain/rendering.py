@@ -84,6 +84,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "blog": "Blog",
         "analysis_button": "📖 Analysis",
         "figures_button": "🖼 Figures ({n})",
+        "arxiv_button": "arXiv",
         "pdf_button": "📄 PDF",
         "blog_button": "📝 Blog",
     },
@@ -99,6 +100,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "blog": "博客",
         "analysis_button": "📖 解读",
         "figures_button": "🖼 截图 ({n})",
+        "arxiv_button": "arXiv",
         "pdf_button": "📄 PDF",
         "blog_button": "📝 博客",
     },
@@ -373,7 +375,7 @@ def render_card(
 
     ``appearance`` also selects the digest whose blog post is linked (when
     ``blog_base_url`` is set). Buttons: analysis and figures (callbacks ``an:<id>``,
-    ``fg:<id>``, only when there is something to show), PDF and blog post (URLs).
+    ``fg:<id>``, only when there is something to show), arXiv page, PDF and blog post (URLs).
     """
     p = paper.paper
     lab = _labels(lang)
@@ -417,6 +419,9 @@ def render_card(
     if cb and figures:
         first.append(Button(lab["figures_button"].format(n=len(figures)), callback=cb))
     second: list[Button] = []
+    abs_url = safe_url(p.abs_url)
+    if abs_url:
+        second.append(Button(lab["arxiv_button"], url=abs_url))
     pdf = safe_url(p.pdf_url)
     if pdf:
         second.append(Button(lab["pdf_button"], url=pdf))

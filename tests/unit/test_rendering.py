@@ -193,10 +193,11 @@ def test_buttons() -> None:
     assert card.buttons == (
         (Button("📖 Analysis", callback="an:2409.12156"),
          Button("🖼 Figures (2)", callback="fg:2409.12156")),
-        (Button("📄 PDF", url="https://arxiv.org/pdf/2409.12156v1"),
+        (Button("arXiv", url="https://arxiv.org/abs/2409.12156v1"),
+         Button("📄 PDF", url="https://arxiv.org/pdf/2409.12156v1"),
          Button("📝 Blog", url="https://b.org/2024-09-24/Talking%20Head%20Generation/")),
     )
-    old = make_paper(arxiv_id="hep-th/9901001", analysis="", figures=(),
+    old = make_paper(arxiv_id="hep-th/9901001", analysis="", figures=(), abs_url="",
                      pdf_url="https://arxiv.org/pdf/hep-th/9901001v1")
     assert render_card(make_archived(old)).buttons == (
         (Button("📄 PDF", url="https://arxiv.org/pdf/hep-th/9901001v1"),),)
