@@ -108,6 +108,21 @@ class ChatRepo:
             assert chat is not None
             return chat
 
+    async def set_subscription(self, chat_id: int, tags: Iterable[str], *,
+                               everything: bool, thread_id: int | None) -> Chat:
+        """Replace the whole choice at once (the toggle keyboard's result)."""
+        async with self._write() as session:
+            await session.execute(delete(SubscriptionRow).where(SubscriptionRow.chat_id == chat_id))
+            await session.execute(update(ChatRow).where(ChatRow.chat_id == chat_id).values(
+                all_topics=everything, thread_id=thread_id))
+            if not everything:
+                for tag in dict.fromkeys(tags):
+                    session.add(SubscriptionRow(chat_id=chat_id, tag=tag))
+            await session.flush()
+            chat = await self._load(session, chat_id)
+            assert chat is not None
+            return chat
+
     async def update_settings(self, chat_id: int, **values: Any) -> Chat:
         """Change settings (mode, daily_time, timezone, include, exclude, style, lang…)."""
         unknown = set(values) - SETTING_FIELDS

@@ -8,9 +8,11 @@ such a crash would otherwise surface as a puzzling error in the bot.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from tests.tg.bot_harness import BotUnderTest, running_bot
 from tests.tg.botapi_faults import ManualClock
 from tests.tg.botapi_server import FakeBotApi
 
@@ -27,3 +29,10 @@ async def botapi() -> AsyncIterator[FakeBotApi]:
 def manual_clock() -> ManualClock:
     """A clock that only moves on ``advance()``; pass to ``FakeBotApi(clock=...)``."""
     return ManualClock()
+
+
+@pytest.fixture
+async def bot(botapi: FakeBotApi, tmp_path: Path) -> AsyncIterator[BotUnderTest]:
+    """paperfeed running against the fake server, on the ingested fixture folder."""
+    async with running_bot(tmp_path, botapi) as running:
+        yield running

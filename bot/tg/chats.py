@@ -1,0 +1,72 @@
+"""Who is talking: the Chat record for an update, and whether the sender may change it."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
+
+from bot.domain.models import Chat
+from bot.tg.deps import Deps
+from bot.tg.texts import lang_of
+
+log = logging.getLogger(__name__)
+
+_ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+def _title(update: Update) -> str:
+    chat = update.effective_chat
+    if chat is None:
+        return ""
+    if chat.type == ChatType.PRIVATE:
+        return chat.full_name or chat.username or ""
+    return chat.title or chat.username or ""
+
+
+async def current_chat(update: Update, deps: Deps) -> Chat:
+    """The chat of this update, created on first contact (language from the user)."""
+    tg_chat = update.effective_chat
+    assert tg_chat is not None
+    user = update.effective_user
+    lang = lang_of(user.language_code if user else None)
+    return await deps.chats.ensure(tg_chat.id, str(tg_chat.type), _title(update), lang=lang)
+
+
+async def may_manage(update: Update, bot: Bot, deps: Deps) -> bool:
+    """Private chats manage themselves; in groups only the group's admins may.
+
+    An anonymous admin posts as the group itself (sender_chat), which counts as admin.
+    Channels are managed by the bot's operators through `/subscribe @channel`.
+    """
+    chat = update.effective_chat
+    message = update.effective_message
+    user = update.effective_user
+    if chat is None:
+        return False
+    if chat.type == ChatType.PRIVATE:
+        return True
+    if message is not None and message.sender_chat is not None:
+        return message.sender_chat.id == chat.id
+    if chat.type == ChatType.CHANNEL:
+        return True  # only the channel's admins can post in it
+    if user is None:
+        return False
+    if deps.is_operator(user.id):
+        return True
+    try:
+        member = await bot.get_chat_member(chat.id, user.id)
+    except TelegramError as exc:
+        log.warning("cannot check admin rights in chat %s: %s", chat.id, exc)
+        return False
+    return member.status in _ADMIN_STATUSES
+
+
+def thread_of(update: Update) -> int | None:
+    """The forum topic a message was sent in, so replies and cards go there too."""
+    message = update.effective_message
+    if message is not None and message.is_topic_message:
+        return message.message_thread_id
+    return None

@@ -1,0 +1,24 @@
+"""What every handler needs, passed in once by the composition root (no bot_data lookups)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.services.ingest import Ingestor
+from bot.storage.chats import ChatRepo
+from bot.storage.repository import ArchiveRepo
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """The services a Telegram handler may call; typed, unlike `context.bot_data`."""
+
+    settings: Settings
+    archive: ArchiveRepo
+    chats: ChatRepo
+    ingestor: Ingestor
+
+    def is_operator(self, user_id: int | None) -> bool:
+        """An admin of the bot itself (ADMIN_IDS), not of a group."""
+        return user_id is not None and user_id in self.settings.admin_ids

@@ -1,0 +1,1 @@
+"""Telegram handlers, one module per concern; all registered in bot.tg.app."""

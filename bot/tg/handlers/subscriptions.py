@@ -1,0 +1,350 @@
+"""Following topics: /subscribe, /unsubscribe, /tags, the ✅ toggle keyboard, deep links,
+and channels subscribed by an operator."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from telegram import Message, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.domain.models import Chat, TagInfo
+from bot.domain.tgtext import escape
+from bot.errors import UnknownTag
+from bot.tg.chats import current_chat, may_manage, thread_of
+from bot.tg.deps import Deps
+from bot.tg.keyboards import tag_key, tag_toggles
+from bot.tg.texts import COMMON, tr
+
+log = logging.getLogger(__name__)
+
+TEXTS = {
+    "en": {
+        "choose": "Tap a topic to follow or stop following it (✅ = followed).",
+        "all": "Everything",
+        "none": "Nothing",
+        "subscribed_all": "✅ Subscribed to everything. New papers arrive as digests do.",
+        "subscribed": "✅ Subscribed to {tags}.",
+        "unsubscribed_all": "🔕 Unsubscribed from everything.",
+        "unsubscribed": "🔕 No longer following {tags}.",
+        "now_following": "Now following: {tags}.",
+        "following_nothing": "This chat follows nothing now.",
+        "toggled_on": "Following {tag}",
+        "toggled_off": "Stopped following {tag}",
+        "tags_title": "<b>Topics</b> ({count})",
+        "tag_line": "{mark}<b>{name}</b> — {papers} papers, last {last}",
+        "tags_footer": "✅ = followed here. /subscribe NAME to follow, /tag NAME to browse.",
+        "channel_usage": "Send /subscribe @channel [topics] to subscribe a channel.",
+        "channel_unknown": "I can't find {channel}, or I'm not a member of it.",
+        "channel_not_admin": "Make me an admin of {channel} with the right to post, then try "
+                             "again.",
+        "channel_done": "✅ {channel} now receives {what}.",
+        "channel_off": "🔕 {channel} no longer receives papers.",
+        "everything": "everything",
+    },
+    "zh": {
+        "choose": "点击主题即可订阅或取消（✅ = 已订阅）。",
+        "all": "全部",
+        "none": "全不选",
+        "subscribed_all": "✅ 已订阅全部主题，新日报到达时推送。",
+        "subscribed": "✅ 已订阅 {tags}。",
+        "unsubscribed_all": "🔕 已取消全部订阅。",
+        "unsubscribed": "🔕 已取消订阅 {tags}。",
+        "now_following": "当前订阅：{tags}。",
+        "following_nothing": "本聊天目前没有订阅。",
+        "toggled_on": "已订阅 {tag}",
+        "toggled_off": "已取消 {tag}",
+        "tags_title": "<b>主题</b>（{count}）",
+        "tag_line": "{mark}<b>{name}</b> — {papers} 篇，最近 {last}",
+        "tags_footer": "✅ = 本聊天已订阅。/subscribe 主题 订阅，/tag 主题 浏览。",
+        "channel_usage": "发送 /subscribe @频道 [主题] 为频道订阅。",
+        "channel_unknown": "找不到 {channel}，或我不是其成员。",
+        "channel_not_admin": "请先把我设为 {channel} 的管理员并允许发消息，然后重试。",
+        "channel_done": "✅ {channel} 将收到{what}。",
+        "channel_off": "🔕 {channel} 不再接收论文。",
+        "everything": "全部主题",
+    },
+}
+
+EVERYTHING = {"all", "everything", "*", "全部"}
+
+
+def split_tag_args(text: str) -> list[str]:
+    """Tag names from command arguments: comma-separated, else one per word."""
+    text = text.strip()
+    if "," in text or "，" in text:
+        return [p.strip() for p in text.replace("，", ",").split(",") if p.strip()]
+    return text.split()
+
+
+def decode_link_tag(payload: str) -> list[str]:
+    """Candidates for a deep-link tag: as written, and base64url (for CJK names)."""
+    candidates = [payload]
+    try:
+        padded = payload + "=" * (-len(payload) % 4)
+        decoded = base64.urlsafe_b64decode(padded).decode("utf-8")
+        if decoded.isprintable():
+            candidates.append(decoded)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    return candidates
+
+
+class Subscriptions:
+    """Tag choices of a chat, by command, by button or by link."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def _resolve(self, names: list[str]) -> tuple[list[str], UnknownTag | None]:
+        """Resolve names; a whole multi-word argument may itself be one tag."""
+        joined = " ".join(names)
+        if len(names) > 1:
+            try:
+                return [await self.deps.archive.resolve_tag(joined)], None
+            except UnknownTag:
+                pass
+        tags: list[str] = []
+        for name in names:
+            try:
+                tags.append(await self.deps.archive.resolve_tag(name))
+            except UnknownTag as exc:
+                return tags, exc
+        return tags, None
+
+    async def _unknown(self, update: Update, chat: Chat, exc: UnknownTag) -> None:
+        message = update.effective_message
+        assert message is not None
+        known = ", ".join(t.name for t in await self.deps.archive.tags()) or "—"
+        hint = (tr(COMMON, chat.lang, "did_you_mean", suggestions=", ".join(exc.suggestions))
+                if exc.suggestions else "")
+        await message.reply_text(tr(COMMON, chat.lang, "unknown_tag", tag=exc.tag, hint=hint,
+                                    known=known))
+
+    def _following(self, chat: Chat) -> str:
+        if chat.all_topics:
+            return tr(TEXTS, chat.lang, "subscribed_all")
+        if chat.tags:
+            return tr(TEXTS, chat.lang, "now_following", tags=", ".join(chat.tags))
+        return tr(TEXTS, chat.lang, "following_nothing")
+
+    async def show_toggles(self, update: Update, chat: Chat) -> None:
+        message = update.effective_message
+        assert message is not None
+        tags = [t.name for t in await self.deps.archive.tags()]
+        if not tags:
+            await message.reply_text(tr(COMMON, chat.lang, "no_papers"))
+            return
+        await message.reply_text(
+            tr(TEXTS, chat.lang, "choose"),
+            reply_markup=tag_toggles(tags, set(chat.tags), chat.all_topics,
+                                     tr(TEXTS, chat.lang, "all"), tr(TEXTS, chat.lang, "none")),
+        )
+
+    async def subscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/subscribe [all | tag …] or, for operators, /subscribe @channel [tags]."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        args = context.args or []
+        if args and args[0].startswith("@"):
+            await self._channel(update, context, chat, args[0], args[1:], subscribe=True)
+            return
+        if not await may_manage(update, context.bot, self.deps):
+            await message.reply_text(tr(COMMON, chat.lang, "admins_only"))
+            return
+        if not args:
+            await self.show_toggles(update, chat)
+            return
+        if args[0].lower() in EVERYTHING:
+            chat = await self.deps.chats.subscribe(chat.chat_id, everything=True,
+                                                   thread_id=thread_of(update))
+            await message.reply_text(tr(TEXTS, chat.lang, "subscribed_all"))
+            return
+        tags, error = await self._resolve(split_tag_args(" ".join(args)))
+        if error is not None:
+            await self._unknown(update, chat, error)
+            return
+        chat = await self.deps.chats.subscribe(chat.chat_id, tags, thread_id=thread_of(update))
+        await message.reply_text(tr(TEXTS, chat.lang, "subscribed", tags=", ".join(tags)) + "\n"
+                                 + self._following(chat))
+
+    async def unsubscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/unsubscribe [all | tag …]; without arguments the toggle keyboard."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        args = context.args or []
+        if args and args[0].startswith("@"):
+            await self._channel(update, context, chat, args[0], args[1:], subscribe=False)
+            return
+        if not await may_manage(update, context.bot, self.deps):
+            await message.reply_text(tr(COMMON, chat.lang, "admins_only"))
+            return
+        if not args:
+            await self.show_toggles(update, chat)
+            return
+        if args[0].lower() in EVERYTHING:
+            await self.deps.chats.unsubscribe(chat.chat_id, everything=True)
+            await message.reply_text(tr(TEXTS, chat.lang, "unsubscribed_all"))
+            return
+        tags, error = await self._resolve(split_tag_args(" ".join(args)))
+        if error is not None:
+            await self._unknown(update, chat, error)
+            return
+        if chat.all_topics:  # "everything but these"
+            others = [t.name for t in await self.deps.archive.tags() if t.name not in tags]
+            chat = await self.deps.chats.set_subscription(chat.chat_id, others,
+                                                          everything=False,
+                                                          thread_id=chat.thread_id)
+        else:
+            chat = await self.deps.chats.unsubscribe(chat.chat_id, tags)
+        await message.reply_text(tr(TEXTS, chat.lang, "unsubscribed", tags=", ".join(tags))
+                                 + "\n" + self._following(chat))
+
+    async def subscribe_by_link(self, update: Update, context: ContextTypes.DEFAULT_TYPE,
+                                payload: str) -> None:
+        """`t.me/<bot>?start=sub-<tag>`: the tag as written (spaces dropped) or base64url."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        if not await may_manage(update, context.bot, self.deps):
+            await message.reply_text(tr(COMMON, chat.lang, "admins_only"))
+            return
+        if payload.lower() in EVERYTHING:
+            await self.deps.chats.subscribe(chat.chat_id, everything=True,
+                                            thread_id=thread_of(update))
+            await message.reply_text(tr(TEXTS, chat.lang, "subscribed_all"))
+            return
+        error: UnknownTag | None = None
+        for candidate in decode_link_tag(payload):
+            try:
+                tag = await self.deps.archive.resolve_tag(candidate)
+            except UnknownTag as exc:
+                error = error or exc
+                continue
+            chat = await self.deps.chats.subscribe(chat.chat_id, [tag],
+                                                   thread_id=thread_of(update))
+            await message.reply_text(tr(TEXTS, chat.lang, "subscribed", tags=tag) + "\n"
+                                     + self._following(chat))
+            return
+        assert error is not None
+        await self._unknown(update, chat, error)
+
+    async def toggle(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A tap on the toggle keyboard (sb:<key>, sb:*, sb:-, sb:menu)."""
+        query = update.callback_query
+        assert query is not None
+        assert query.data is not None
+        chat = await current_chat(update, self.deps)
+        if not await may_manage(update, context.bot, self.deps):
+            await query.answer(tr(COMMON, chat.lang, "admins_only"), show_alert=True)
+            return
+        key = query.data.removeprefix("sb:")
+        names = [t.name for t in await self.deps.archive.tags()]
+        if key == "menu":
+            await query.answer()
+            await self.show_toggles(update, chat)
+            return
+        if key == "*":
+            chat = await self.deps.chats.subscribe(chat.chat_id, everything=True,
+                                                   thread_id=chat.thread_id)
+            note = tr(TEXTS, chat.lang, "subscribed_all")
+        elif key == "-":
+            chat = await self.deps.chats.unsubscribe(chat.chat_id, everything=True)
+            note = tr(TEXTS, chat.lang, "unsubscribed_all")
+        else:
+            tag = next((n for n in names if tag_key(n) == key), None)
+            if tag is None:
+                await query.answer(tr(COMMON, chat.lang, "expired"), show_alert=True)
+                return
+            followed = set(names) if chat.all_topics else set(chat.tags)
+            if tag in followed:
+                followed.discard(tag)
+                note = tr(TEXTS, chat.lang, "toggled_off", tag=tag)
+            else:
+                followed.add(tag)
+                note = tr(TEXTS, chat.lang, "toggled_on", tag=tag)
+            chat = await self.deps.chats.set_subscription(
+                chat.chat_id, sorted(followed), everything=followed >= set(names),
+                thread_id=thread_of(update) or chat.thread_id)
+        await query.answer(note[:200])
+        if isinstance(query.message, Message):
+            keyboard = tag_toggles(names, set(chat.tags), chat.all_topics,
+                                   tr(TEXTS, chat.lang, "all"), tr(TEXTS, chat.lang, "none"))
+            if query.message.text == tr(TEXTS, chat.lang, "choose"):
+                await query.edit_message_reply_markup(keyboard)
+            else:
+                await context.bot.send_message(chat.chat_id, self._following(chat),
+                                               message_thread_id=chat.thread_id)
+
+    async def tags(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every tag with its size, last digest date and whether this chat follows it."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        infos = await self.deps.archive.tags()
+        if not infos:
+            await message.reply_text(tr(COMMON, chat.lang, "no_papers"))
+            return
+        await message.reply_html(self.render_tags(infos, chat))
+
+    def render_tags(self, infos: list[TagInfo], chat: Chat) -> str:
+        lines = [tr(TEXTS, chat.lang, "tags_title", count=len(infos))]
+        for info in infos:
+            mark = "✅ " if chat.all_topics or info.name in chat.tags else "▫️ "
+            last = info.last_date.isoformat() if info.last_date else "—"
+            lines.append(tr(TEXTS, chat.lang, "tag_line", mark=mark, name=escape(info.name),
+                            papers=info.papers, last=last))
+        lines.append("")
+        lines.append(tr(TEXTS, chat.lang, "tags_footer"))
+        return "\n".join(lines)
+
+    async def _channel(self, update: Update, context: ContextTypes.DEFAULT_TYPE, chat: Chat,
+                       channel: str, names: list[str], *, subscribe: bool) -> None:
+        """An operator subscribes a channel where the bot is an admin."""
+        message = update.effective_message
+        user = update.effective_user
+        assert message is not None
+        if not self.deps.is_operator(user.id if user else None):
+            log.warning("user %s tried to manage channel %s", user.id if user else None,
+                        channel)
+            await message.reply_text(tr(COMMON, chat.lang, "operators_only"))
+            return
+        try:
+            target = await context.bot.get_chat(channel)
+            member = await context.bot.get_chat_member(target.id, context.bot.id)
+        except TelegramError:
+            await message.reply_text(tr(TEXTS, chat.lang, "channel_unknown", channel=channel))
+            return
+        if target.type != ChatType.CHANNEL and target.type != ChatType.SUPERGROUP:
+            await message.reply_text(tr(TEXTS, chat.lang, "channel_unknown", channel=channel))
+            return
+        can_post = member.status == ChatMemberStatus.OWNER or (
+            member.status == ChatMemberStatus.ADMINISTRATOR
+            and getattr(member, "can_post_messages", None) is not False)
+        if subscribe and not can_post:
+            await message.reply_text(tr(TEXTS, chat.lang, "channel_not_admin", channel=channel))
+            return
+        await self.deps.chats.ensure(target.id, str(target.type), target.title or channel,
+                                     lang=chat.lang)
+        if not subscribe:
+            await self.deps.chats.unsubscribe(target.id, everything=True)
+            await message.reply_text(tr(TEXTS, chat.lang, "channel_off", channel=channel))
+            return
+        if not names or names[0].lower() in EVERYTHING:
+            await self.deps.chats.subscribe(target.id, everything=True)
+            what = tr(TEXTS, chat.lang, "everything")
+        else:
+            tags, error = await self._resolve(split_tag_args(" ".join(names)))
+            if error is not None:
+                await self._unknown(update, chat, error)
+                return
+            await self.deps.chats.subscribe(target.id, tags)
+            what = ", ".join(tags)
+        await message.reply_text(tr(TEXTS, chat.lang, "channel_done", channel=channel,
+                                    what=what))
