@@ -5,22 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from bot.bootstrap import Services, open_services
+from bot.bootstrap import Services, open_services, setup_logging
 from bot.config import Settings, load_settings
-from bot.domain.models import ArchivedPaper, IngestReport
+from bot.domain.models import Appearance, ArchivedPaper, IngestReport
+from bot.domain.parsing import parse_digest
 from bot.domain.query import parse_query
-from bot.errors import ConfigError, PaperfeedError, UnknownTag
+from bot.domain.rendering import MAX_CALLBACK_BYTES, Button, render_analysis, render_card
+from bot.domain.tgtext import (
+    MAX_MESSAGE_LEN,
+    safe_url,
+    utf16_len,
+    validate_telegram_html,
+    visible_len,
+)
+from bot.errors import ConfigError, DigestError, PaperfeedError, UnknownTag
 
 app = typer.Typer(
     name="paperfeed",
@@ -232,6 +244,166 @@ def export(
 
     count = _run(settings, work)
     err.print(f"exported {count} papers")
+
+
+@app.command()
+def run() -> None:
+    """Run the bot: long polling, a folder scan at start and every SCAN_INTERVAL."""
+    settings = _settings()
+    if not settings.telegram_token:
+        err.print("[red]configuration error:[/red] TELEGRAM_TOKEN: not set; create a bot with "
+                  "@BotFather and put its token in .env (see README)")
+        raise typer.Exit(2)
+    setup_logging(settings)
+    from bot.runner import run_bot  # imports telegram: only the bot needs it
+
+    run_bot(settings)
+
+
+# --- preview: a digest's cards as they would be sent -----------------------------------
+
+
+MAX_BUTTONS_PER_ROW = 8  # Telegram's limit for one row of an inline keyboard
+
+
+class CardStyle(StrEnum):
+    full = "full"
+    compact = "compact"
+
+
+class Language(StrEnum):
+    en = "en"
+    zh = "zh"
+
+
+def message_problems(html: str, limit: int = MAX_MESSAGE_LEN) -> list[str]:
+    """Why Telegram would refuse this HTML message; an empty list means it would be sent."""
+    if not html.strip():
+        return ["empty message"]
+    try:
+        text = validate_telegram_html(html)
+    except ValueError as exc:
+        return [f"invalid HTML: {exc}"]
+    if not text.strip():
+        return ["no visible text (Telegram: message text is empty)"]
+    size = utf16_len(text)
+    if size > limit:
+        return [f"too long: {size}/{limit} UTF-16 units"]
+    return []
+
+
+def button_problems(rows: Sequence[Sequence[Button]]) -> list[str]:
+    """Why Telegram would refuse this inline keyboard (and with it the whole message)."""
+    problems: list[str] = []
+    for number, row in enumerate(rows, 1):
+        if len(row) > MAX_BUTTONS_PER_ROW:
+            problems.append(f"row {number} has {len(row)} buttons (at most "
+                            f"{MAX_BUTTONS_PER_ROW})")
+        for b in row:
+            if not b.text.strip():
+                problems.append("a button without text")
+            if b.url is not None:
+                if safe_url(b.url) != b.url:
+                    problems.append(f"button {b.text!r}: URL {b.url!r} would be refused")
+            elif b.callback is not None:
+                size = len(b.callback.encode("utf-8"))
+                if not 1 <= size <= MAX_CALLBACK_BYTES:
+                    problems.append(f"button {b.text!r}: callback data of {size} bytes "
+                                    f"(1..{MAX_CALLBACK_BYTES})")
+            else:
+                problems.append(f"button {b.text!r} has neither a URL nor callback data")
+    return problems
+
+
+def _describe_buttons(rows: Sequence[Sequence[Button]]) -> str:
+    described = [" ".join(f"[{b.text} → {b.url or b.callback}]" for b in row) for row in rows]
+    return " | ".join(described) or "none"
+
+
+def _raw(text: str, style: str | None = None) -> None:
+    """Print text exactly: no rich markup, emoji codes or highlighting inside it."""
+    out.print(text, markup=False, emoji=False, highlight=False, style=style)
+
+
+@app.command()
+def preview(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="One digest file, e.g. digests/2024-09-24/NeRF.md")],
+    style: Annotated[CardStyle, typer.Option(help="Card style.")] = CardStyle.full,
+    lang: Annotated[Language, typer.Option(help="Interface language of the cards.")] =
+    Language.en,
+    analysis: Annotated[bool, typer.Option("--analysis",
+                                           help="Print the analysis messages too.")] = False,
+) -> None:
+    """Show a digest's cards as the bot would send them; exit 1 if Telegram would refuse one."""
+    settings = _settings()
+    # Relative to the file's parent's parent, so the <YYYY-MM-DD> folder gives the date.
+    resolved = file.resolve()
+    rel = resolved.relative_to(resolved.parent.parent).as_posix()
+    raw = resolved.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = raw.decode("utf-8", errors="replace")
+        out.print(f"[yellow]warning[/yellow] not valid UTF-8 ({exc.reason}); "
+                  "undecodable bytes replaced")
+    try:
+        digest = parse_digest(text, rel, blog_base_url=settings.blog_base_url)
+    except DigestError as exc:  # NotADigest included
+        err.print(f"[red]error:[/red] {escape_markup(rel)}: {escape_markup(str(exc))}",
+                  soft_wrap=True)
+        raise typer.Exit(1) from None
+
+    out.print(f"[bold]{escape_markup(rel)}[/bold]: topic {escape_markup(digest.topic)}, "
+              f"{digest.date.isoformat()}, {len(digest.papers)} papers "
+              f"(style {style.value}, language {lang.value})")
+    rejected = 0
+    for index, paper in enumerate(digest.papers, 1):
+        appearance = Appearance(digest.path, digest.topic, digest.date, paper.summary,
+                                paper.takeaways, position=index - 1)
+        archived = ArchivedPaper(paper, (appearance,))
+        card = render_card(archived, blog_base_url=settings.blog_base_url,
+                           style="compact" if style is CardStyle.compact else "full",
+                           appearance=appearance, lang=lang.value)
+        out.rule(Text(f"{index}/{len(digest.papers)} {paper.arxiv_id} {paper.title}"[:100]))
+        _raw(card.html)
+        out.print()
+        html_problems = message_problems(card.html)
+        problems = html_problems + button_problems(card.buttons)
+        size = 0 if html_problems else visible_len(card.html)
+        mark = "[red]✗[/red]" if problems else "[green]✓[/green]"
+        out.print(f"{mark} card {size}/{MAX_MESSAGE_LEN} UTF-16 units · buttons: ", end="")
+        _raw(_describe_buttons(card.buttons))
+        if card.preview_url:
+            _raw(f"  preview image: {card.preview_url}")
+        parts = render_analysis(archived)
+        part_problems = [(n, p) for n, part in enumerate(parts, 1)
+                         for p in message_problems(part)]
+        if parts:
+            sizes = ", ".join(str(visible_len(p)) if not message_problems(p) else "?"
+                              for p in parts)
+            mark = "[red]✗[/red]" if part_problems else "[green]✓[/green]"
+            out.print(f"{mark} analysis: {len(parts)} message(s), {sizes} /{MAX_MESSAGE_LEN} "
+                      "UTF-16 units")
+            if analysis:
+                for part in parts:
+                    _raw(part, style="dim")
+                    out.print()
+        for problem in problems:
+            _raw(f"  card would be rejected: {problem}", style="red")
+        for number, problem in part_problems:
+            _raw(f"  analysis message {number} would be rejected: {problem}", style="red")
+        if problems or part_problems:
+            rejected += 1
+
+    if digest.warnings:
+        out.rule("skipped sections and warnings")
+        for warning in digest.warnings:
+            _raw(f"warning {warning}", style="yellow")
+    out.print(f"{len(digest.papers)} cards, {len(digest.warnings)} warnings, "
+              f"{rejected} papers with messages Telegram would refuse")
+    if rejected:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -191,6 +191,13 @@ class ChatRepo:
         subscribed = len(await self.subscribers())
         return {"chats": total, "subscribed": subscribed, "inactive": inactive}
 
+    async def counts_by_kind(self) -> dict[str, int]:
+        """Chats per kind (private, group, supergroup, channel), for /stats."""
+        async with self._sessions() as session, session.begin():
+            rows = await session.execute(
+                select(ChatRow.kind, func.count()).group_by(ChatRow.kind))
+            return {kind: count for kind, count in rows.all()}
+
     async def save_query(self, chat_id: int, text: str) -> int:
         """Remember a search so paging buttons carry only its id."""
         async with self._write() as session:

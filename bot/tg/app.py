@@ -8,41 +8,54 @@ import traceback
 from typing import Any
 
 from telegram import Update
+from telegram.error import Conflict
 from telegram.ext import (
     AIORateLimiter,
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
 
 from bot.tg.commands import publish_commands
 from bot.tg.deps import Deps
+from bot.tg.handlers.admin import Admin
+from bot.tg.handlers.browse import Browse
+from bot.tg.handlers.inline import Inline
+from bot.tg.handlers.membership import Membership
+from bot.tg.handlers.settings import SettingsMenu
 from bot.tg.handlers.start import Start
 from bot.tg.handlers.subscriptions import Subscriptions
+from bot.tg.polling import PollingRequest
 
 log = logging.getLogger(__name__)
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
 
+
 def build_application(deps: Deps, **builder_options: Any) -> AnyApp:
     """The Application for these services, pointed at BOT_API_URL, flood-controlled."""
     settings = deps.settings
     api = settings.bot_api_url
+    polling = PollingRequest(connection_pool_size=1)
     builder = (
         Application.builder()
         .token(settings.telegram_token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .rate_limiter(AIORateLimiter(max_retries=5))
+        .get_updates_request(polling)
     )
     for name, value in builder_options.items():
         getattr(builder, name)(value)
     app = builder.build()
     register_handlers(app, deps)
+    app.add_error_handler(_error_handler(deps, polling))
     return app
 
 
@@ -50,7 +63,11 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     """Every command, button and fallback; order matters only where commented."""
     subscriptions = Subscriptions(deps)
     start = Start(deps, subscriptions)
+    membership = Membership(deps)
 
+    app.add_handler(ChatMemberHandler(membership.my_chat_member,
+                                      ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, membership.migrated))
     app.add_handler(CommandHandler("start", start.start))
     app.add_handler(CommandHandler("help", start.help))
     app.add_handler(CommandHandler("subscribe", subscriptions.subscribe))
@@ -58,10 +75,25 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     app.add_handler(CommandHandler("tags", subscriptions.tags))
     app.add_handler(CallbackQueryHandler(subscriptions.toggle, pattern=r"^sb:"))
 
+    browse = Browse(deps)
+    app.add_handler(CommandHandler("latest", browse.latest))
+    app.add_handler(CommandHandler("search", browse.search))
+    app.add_handler(CommandHandler("tag", browse.tag))
+    app.add_handler(CommandHandler("paper", browse.paper))
+    app.add_handler(CallbackQueryHandler(browse.turn_page, pattern=r"^pg:"))
+    app.add_handler(CallbackQueryHandler(browse.open_paper, pattern=r"^(pp|an|fg):"))
+    app.add_handler(InlineQueryHandler(Inline(deps).answer))
+
+    settings_menu = SettingsMenu(deps)
+    app.add_handler(CommandHandler("settings", settings_menu.settings))
+    app.add_handler(CallbackQueryHandler(settings_menu.button, pattern=r"^st:"))
+    admin = Admin(deps)
+    app.add_handler(CommandHandler("stats", admin.stats))
+    app.add_handler(CommandHandler("rescan", admin.rescan))
+
     # Fallbacks last: anything no handler above took.
     app.add_handler(MessageHandler(filters.COMMAND, start.unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, start.free_text))
-    app.add_error_handler(_error_handler(deps))
 
 
 async def startup(app: AnyApp, deps: Deps) -> None:
@@ -69,9 +101,17 @@ async def startup(app: AnyApp, deps: Deps) -> None:
     await publish_commands(app.bot, deps.settings.admin_ids)
 
 
-def _error_handler(deps: Deps) -> Any:
+def _error_handler(deps: Deps, polling: PollingRequest) -> Any:
     async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log first, then tell the operators (never the user) what broke."""
+        if isinstance(context.error, Conflict):
+            if polling.answered == 0:  # we never got an answer: we are the newcomer
+                log.critical("another paperfeed is already running with this token (Telegram "
+                             "answered Conflict to getUpdates); stopping this one")
+                context.application.stop_running()
+            else:
+                log.warning("a newer process polled with this token; it will stop itself")
+            return
         log.error("error while handling an update", exc_info=context.error)
         if context.error is None:
             return

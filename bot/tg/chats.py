@@ -48,10 +48,12 @@ async def may_manage(update: Update, bot: Bot, deps: Deps) -> bool:
         return False
     if chat.type == ChatType.PRIVATE:
         return True
-    if message is not None and message.sender_chat is not None:
-        return message.sender_chat.id == chat.id
-    if chat.type == ChatType.CHANNEL:
-        return True  # only the channel's admins can post in it
+    if update.callback_query is None:  # a message: who (or which chat) sent it counts
+        if message is not None and message.sender_chat is not None:
+            return message.sender_chat.id == chat.id
+        if chat.type == ChatType.CHANNEL:
+            return True  # only the channel's admins can post in it
+    # A button press: the message is the bot's own, so ask about the user who pressed.
     if user is None:
         return False
     if deps.is_operator(user.id):

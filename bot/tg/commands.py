@@ -35,9 +35,15 @@ def _commands(items: tuple[tuple[str, str, str], ...], zh: bool) -> list[BotComm
 async def publish_commands(bot: Bot, operator_ids: frozenset[int]) -> None:
     """setMyCommands for everyone and, per operator chat, the longer list."""
     for zh in (False, True):
-        lang = "zh" if zh else None
         await bot.set_my_commands(_commands(PUBLIC, zh), scope=BotCommandScopeDefault(),
-                                  language_code=lang)
+                                  language_code="zh" if zh else None)
+    await publish_operator_commands(bot, operator_ids)
+
+
+async def publish_operator_commands(bot: Bot, operator_ids: frozenset[int]) -> None:
+    """The operators' longer menu, in their private chats with the bot."""
+    for zh in (False, True):
+        lang = "zh" if zh else None
         for user_id in sorted(operator_ids):
             try:
                 await bot.set_my_commands(_commands(PUBLIC + OPERATOR, zh),

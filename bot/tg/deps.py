@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.services.ingest import Ingestor
+from bot.services.scan import ScanStatus
 from bot.storage.chats import ChatRepo
 from bot.storage.repository import ArchiveRepo
 
@@ -18,6 +19,7 @@ class Deps:
     archive: ArchiveRepo
     chats: ChatRepo
     ingestor: Ingestor
+    scan_status: ScanStatus = field(default_factory=ScanStatus)
 
     def is_operator(self, user_id: int | None) -> bool:
         """An admin of the bot itself (ADMIN_IDS), not of a group."""

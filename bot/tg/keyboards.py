@@ -68,3 +68,65 @@ def tag_toggles(tags: Sequence[str], followed: set[str], everything: bool,
     rows.append([button(("✅ " if everything else "") + all_label, "sb:*"),
                  button(none_label, "sb:-")])
     return InlineKeyboardMarkup(rows)
+
+
+# --- browsing: result lists, paging, inline results ----------------------------------------
+
+CB_PAPER = "pp"
+CB_PAGE = "pg"
+MAX_ROW = 8  # Telegram shows at most 8 buttons side by side
+
+
+def rows_of(buttons: Sequence[InlineKeyboardButton], width: int = MAX_ROW
+            ) -> list[list[InlineKeyboardButton]]:
+    """Buttons in rows of at most `width`, so a long list never breaks Telegram's limit."""
+    width = max(1, min(width, MAX_ROW))
+    return [list(buttons[i:i + width]) for i in range(0, len(buttons), width)]
+
+
+def paper_data(arxiv_id: str) -> str | None:
+    """`pp:<arxiv id>`, or None for an id too long for callback data (the button is left out)."""
+    data = f"{CB_PAPER}:{arxiv_id}"
+    return data if arxiv_id and len(data.encode("utf-8")) <= MAX_CALLBACK_BYTES else None
+
+
+def page_data(query_id: int, page: int) -> str:
+    return checked(f"{CB_PAGE}:{query_id}:{page}")
+
+
+def parse_page_data(data: str) -> tuple[int, int] | None:
+    """(query id, page) from `pg:<query id>:<page>`; None when malformed."""
+    prefix, _, rest = data.partition(":")
+    query_id, _, page = rest.partition(":")
+    if prefix != CB_PAGE or not query_id.isdigit() or not page.isdigit():
+        return None
+    return int(query_id), int(page)
+
+
+def result_keyboard(picks: Sequence[tuple[str, str]], query_id: int | None, page: int,
+                    pages: int) -> InlineKeyboardMarkup | None:
+    """One button per listed paper (label, arXiv id) that sends its card, then ◀ ▶.
+
+    The arrows appear only where there is a page to go to, and only with a saved query.
+    """
+    keyboard = rows_of([button(label, data) for label, arxiv_id in picks
+                        if (data := paper_data(arxiv_id)) is not None])
+    nav: list[InlineKeyboardButton] = []
+    if query_id is not None and page > 1:
+        nav.append(button("◀", page_data(query_id, page - 1)))
+    if query_id is not None and page < pages:
+        nav.append(button("▶", page_data(query_id, page + 1)))
+    if nav:
+        keyboard.append(nav)
+    return InlineKeyboardMarkup(keyboard) if keyboard else None
+
+
+def url_markup(rows: Iterable[Iterable[Button]]) -> InlineKeyboardMarkup | None:
+    """Only the URL buttons of a card: a shared inline message is read by people who may
+    never have talked to the bot, so buttons that need it are left out."""
+    return markup([b for b in row if b.url] for row in rows)
+
+
+def choice(label: str, data: str, selected: bool) -> InlineKeyboardButton:
+    """A button of a one-of-many choice; ✅ marks the current value."""
+    return button(f"✅ {label}" if selected else label, data)

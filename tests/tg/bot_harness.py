@@ -45,7 +45,9 @@ class BotUnderTest:
 
 
 def make_deps(tmp_path: Path, server: FakeBotApi, **settings: Any) -> tuple[Deps, AsyncEngine]:
-    digest_dir = tmp_path / "digests"
+    """Services on a fresh database; `digest_dir=` points the settings *and* the Ingestor
+    at another folder (used as it is), else the fixtures are copied to tmp_path/digests."""
+    digest_dir = Path(settings.pop("digest_dir", tmp_path / "digests"))
     if not digest_dir.exists():
         shutil.copytree(FIXTURE_DIR, digest_dir)
         for file in digest_dir.rglob("*.md"):

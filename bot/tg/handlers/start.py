@@ -9,6 +9,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.tg.chats import current_chat
+from bot.tg.commands import publish_operator_commands
 from bot.tg.deps import Deps
 from bot.tg.handlers.subscriptions import Subscriptions
 from bot.tg.keyboards import button
@@ -106,6 +107,10 @@ class Start:
         message = update.effective_message
         assert message is not None
         chat = await current_chat(update, self.deps)
+        user = update.effective_user
+        if user is not None and self.deps.is_operator(user.id):
+            # Operator menus can only be set once the operator has started the bot.
+            await publish_operator_commands(context.bot, frozenset({user.id}))
         if not chat.active:
             await self.deps.chats.reactivate(chat.chat_id)
             await message.reply_text(tr(TEXTS, chat.lang, "welcome_back"))

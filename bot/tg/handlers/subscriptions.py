@@ -18,6 +18,7 @@ from bot.errors import UnknownTag
 from bot.tg.chats import current_chat, may_manage, thread_of
 from bot.tg.deps import Deps
 from bot.tg.keyboards import tag_key, tag_toggles
+from bot.tg.tags import unknown_tag_text
 from bot.tg.texts import COMMON, tr
 
 log = logging.getLogger(__name__)
@@ -119,11 +120,7 @@ class Subscriptions:
     async def _unknown(self, update: Update, chat: Chat, exc: UnknownTag) -> None:
         message = update.effective_message
         assert message is not None
-        known = ", ".join(t.name for t in await self.deps.archive.tags()) or "—"
-        hint = (tr(COMMON, chat.lang, "did_you_mean", suggestions=", ".join(exc.suggestions))
-                if exc.suggestions else "")
-        await message.reply_text(tr(COMMON, chat.lang, "unknown_tag", tag=exc.tag, hint=hint,
-                                    known=known))
+        await message.reply_text(await unknown_tag_text(self.deps.archive, chat.lang, exc))
 
     def _following(self, chat: Chat) -> str:
         if chat.all_topics:

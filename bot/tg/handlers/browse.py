@@ -1,0 +1,409 @@
+"""Reading the archive in a chat: /latest, /search, /tag, /paper, result paging and the
+buttons that open a paper (its card, analysis or figures)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from bot.domain.models import ArchivedPaper, Chat, SearchHit
+from bot.domain.query import parse_query
+from bot.domain.rendering import (
+    CB_ANALYSIS,
+    CB_FIGURES,
+    parse_callback,
+    render_analysis,
+    render_figures,
+    render_result_line,
+)
+from bot.domain.tgtext import clean_text, escape, truncate
+from bot.errors import UnknownTag
+from bot.tg.cards import card_for, send_analysis, send_card, send_figures
+from bot.tg.chats import current_chat, thread_of
+from bot.tg.deps import Deps
+from bot.tg.keyboards import CB_PAPER, parse_page_data, result_keyboard
+from bot.tg.tags import unknown_tag_text
+from bot.tg.texts import COMMON, lang_of, tr
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 5  # results per page of /search and /tag
+LATEST_CAP = 20  # cards one /latest may send; the rest are pointed to with /tag
+ECHO_LEN = 60  # a query repeated in a header is cut to this many UTF-16 units
+MAX_TAG_WORDS = 8  # /tag tries tag names of at most this many leading words
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+TEXTS = {
+    "en": {
+        "papers_one": "1 paper",
+        "papers_many": "{n} papers",
+        "latest_header": "📰 <b>{topic}</b> · {date} · {papers}",
+        "latest_more": "…and {n} more: {commands}",
+        "latest_empty_tag": "No papers under <b>{tag}</b> yet.",
+        "latest_empty_since": " Its last digest, on {date}, listed none.",
+        "latest_nothing_since": " The last digest, on {date}, listed none.",
+        "search_usage": (
+            "🔎 <b>Searching the archive</b>\n"
+            "/search gaussian splatting — papers with all these words\n"
+            "/search \"neural radiance\" — an exact phrase\n"
+            "/search tag:NeRF relighting — only one topic (tag:\"Talking Head Generation\" "
+            "for names with spaces, or #NeRF)\n"
+            "/search since:2024-06-01 until:2024-06-30 — by digest date (2024-06 or 2024 "
+            "work too)\n"
+            "/search author:Chakkera — by author\n"
+            "/search 2409.12156 — by arXiv id or URL\n"
+            "/search 扩散模型 — Chinese terms work too\n\n"
+            "Filters combine: /search tag:3DGS since:2024-05 avatar"
+        ),
+        "search_header_one": "🔎 1 paper matches “{query}”",
+        "search_header": "🔎 {total} papers match “{query}”",
+        "tag_header": "🏷 <b>{tag}</b>: {papers}, newest first",
+        "tag_query_header": "🏷 <b>{tag}</b>: {papers} matching “{query}”",
+        "page": "Page {page} of {pages}",
+        "no_results": ("No papers match “{query}”. Try fewer or other words, a topic from "
+                       "/tags, or send /search alone for the syntax."),
+        "tag_no_results": "No papers under <b>{tag}</b> match “{query}”.",
+        "tag_empty": "No papers under <b>{tag}</b> yet.",
+        "tag_usage": ("Send /tag NAME [words], e.g. /tag NeRF or /tag Talking Head Generation "
+                      "lip sync. /tags lists every topic."),
+        "paper_usage": ("Send /paper with an arXiv id or link, e.g. /paper 2409.12156 or "
+                        "/paper https://arxiv.org/abs/2409.12156v2"),
+        "no_analysis": "This paper has no analysis.",
+        "no_figures": "This paper has no figures.",
+        "not_here": "Open this paper in a chat with me: send /paper {id}",
+    },
+    "zh": {
+        "papers_one": "1 篇论文",
+        "papers_many": "{n} 篇论文",
+        "latest_header": "📰 <b>{topic}</b> · {date} · {papers}",
+        "latest_more": "…还有 {n} 篇：{commands}",
+        "latest_empty_tag": "<b>{tag}</b> 下暂无论文。",
+        "latest_empty_since": "最近一期日报（{date}）没有论文。",
+        "latest_nothing_since": "最近一期日报（{date}）没有论文。",
+        "search_usage": (
+            "🔎 <b>搜索资料库</b>\n"
+            "/search gaussian splatting — 同时包含这些词的论文\n"
+            "/search \"neural radiance\" — 精确短语\n"
+            "/search tag:NeRF relighting — 只搜一个主题（带空格的名称写作 "
+            "tag:\"Talking Head Generation\"，或 #NeRF）\n"
+            "/search since:2024-06-01 until:2024-06-30 — 按日报日期（也可写 2024-06 或 2024）\n"
+            "/search author:Chakkera — 按作者\n"
+            "/search 2409.12156 — 按 arXiv 编号或链接\n"
+            "/search 扩散模型 — 支持中文关键词\n\n"
+            "条件可以组合：/search tag:3DGS since:2024-05 avatar"
+        ),
+        "search_header_one": "🔎 找到 1 篇与“{query}”相关的论文",
+        "search_header": "🔎 找到 {total} 篇与“{query}”相关的论文",
+        "tag_header": "🏷 <b>{tag}</b>：{papers}，按时间倒序",
+        "tag_query_header": "🏷 <b>{tag}</b>：{papers}与“{query}”相关",
+        "page": "第 {page}/{pages} 页",
+        "no_results": "没有与“{query}”相关的论文。请换个或减少关键词、用 /tags 中的主题，"
+                      "或单独发送 /search 查看语法。",
+        "tag_no_results": "<b>{tag}</b> 下没有与“{query}”相关的论文。",
+        "tag_empty": "<b>{tag}</b> 下暂无论文。",
+        "tag_usage": "发送 /tag 主题 [关键词]，例如 /tag NeRF 或 /tag Talking Head Generation "
+                     "lip sync。/tags 列出全部主题。",
+        "paper_usage": "发送 /paper 加 arXiv 编号或链接，例如 /paper 2409.12156 或 "
+                       "/paper https://arxiv.org/abs/2409.12156v2",
+        "no_analysis": "这篇论文没有解读。",
+        "no_figures": "这篇论文没有截图。",
+        "not_here": "请在与我的聊天中查看：发送 /paper {id}",
+    },
+}
+
+_TAG_QUERY = re.compile(r'tag:"([^"]*)"\s*(.*)', re.DOTALL)
+
+
+def papers_count(lang: str, n: int) -> str:
+    """"1 paper" / "3 papers" (Chinese has no plural)."""
+    return tr(TEXTS, lang, "papers_one" if n == 1 else "papers_many", n=n)
+
+
+def echo(text: str) -> str:
+    """User text repeated back in HTML: one line, cut short, escaped."""
+    return escape(truncate(" ".join(clean_text(text).split()), ECHO_LEN))
+
+
+def argument_text(message: Message) -> str:
+    """Everything after the command word, spacing and quotes kept (context.args drops
+    the difference between `"a b"` and `a b`)."""
+    parts = (message.text or "").split(maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 else ""
+
+
+def tag_query_text(tag: str, words: str = "") -> str:
+    """The saved form of `/tag NAME words`; quotes in a name are dropped (tags are matched
+    ignoring punctuation anyway)."""
+    return f'tag:"{tag.replace(chr(34), "")}" {words}'.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class ResultPage:
+    """One page of a saved or new search, ready to render."""
+
+    text: str  # the query as typed (or as /tag saved it)
+    hits: list[SearchHit]
+    total: int
+    page: int  # 1-based, clamped to the pages that exist
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / PAGE_SIZE))
+
+
+class Browse:
+    """Commands and buttons that read the archive; nothing here changes a subscription."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    # --- /latest ------------------------------------------------------------------------
+
+    async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/latest [tag]: the newest digest(s), a header line each, then their cards."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        name = argument_text(message)
+        tag: str | None = None
+        if name:
+            try:
+                tag = await self.deps.archive.resolve_tag(name)
+            except UnknownTag as exc:
+                await message.reply_text(await unknown_tag_text(self.deps.archive, chat.lang,
+                                                                exc))
+                return
+        digests = await self.deps.archive.papers_of_latest_digests(tag)
+        if not digests:
+            await message.reply_html(await self._nothing_latest(chat, tag))
+            return
+        thread = thread_of(update)
+        blog = self.deps.settings.blog_base_url
+        sent = 0
+        left: dict[str, int] = {}
+        for digest in digests:
+            if sent >= LATEST_CAP:
+                left[digest.topic] = left.get(digest.topic, 0) + len(digest.papers)
+                continue
+            await message.reply_html(tr(TEXTS, chat.lang, "latest_header",
+                                        topic=escape(digest.topic),
+                                        date=digest.date.isoformat(),
+                                        papers=papers_count(chat.lang, len(digest.papers))),
+                                     link_preview_options=NO_PREVIEW, do_quote=False)
+            for paper in digest.papers:
+                if sent >= LATEST_CAP:
+                    left[digest.topic] = left.get(digest.topic, 0) + 1
+                    continue
+                appearance = next((a for a in paper.appearances
+                                   if a.digest_path == digest.path), None)
+                await send_card(context.bot, chat.chat_id,
+                                card_for(paper, chat, blog, appearance), thread)
+                sent += 1
+        if left:
+            commands = ", ".join(f"/tag {escape(topic)}" for topic in left)
+            await message.reply_html(tr(TEXTS, chat.lang, "latest_more",
+                                        n=sum(left.values()), commands=commands),
+                                     link_preview_options=NO_PREVIEW, do_quote=False)
+
+    async def _nothing_latest(self, chat: Chat, tag: str | None) -> str:
+        """Why /latest has nothing, and when the last (empty) digest arrived if one did."""
+        infos = await self.deps.archive.tags()
+        dates = [t.last_date for t in infos if t.last_date and (tag is None or t.name == tag)]
+        last = max(dates, default=None)
+        if tag is None:
+            text = tr(COMMON, chat.lang, "no_papers")
+            key = "latest_nothing_since"
+        else:
+            text = tr(TEXTS, chat.lang, "latest_empty_tag", tag=escape(tag))
+            key = "latest_empty_since"
+        if last is not None:
+            text += tr(TEXTS, chat.lang, key, date=last.isoformat())
+        return text
+
+    # --- /search, /tag and their pages ---------------------------------------------------
+
+    async def search(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/search QUERY: a numbered page of results; /search alone explains the syntax."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        text = argument_text(message)
+        if not text:
+            await message.reply_html(tr(TEXTS, chat.lang, "search_usage"),
+                                     link_preview_options=NO_PREVIEW)
+            return
+        for name in parse_query(text).tags:  # a misspelt tag would just match nothing
+            try:
+                await self.deps.archive.resolve_tag(name)
+            except UnknownTag as exc:
+                await message.reply_text(await unknown_tag_text(self.deps.archive, chat.lang,
+                                                                exc))
+                return
+        await self._first_page(message, chat, text)
+
+    async def tag(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/tag NAME [QUERY]: one topic's papers, newest first (or matching QUERY)."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        words = argument_text(message).split()
+        if not words:
+            await message.reply_text(tr(TEXTS, chat.lang, "tag_usage"))
+            return
+        found = await self._leading_tag(words)
+        if isinstance(found, UnknownTag):
+            await message.reply_text(await unknown_tag_text(self.deps.archive, chat.lang,
+                                                            found))
+            return
+        tag, rest = found
+        await self._first_page(message, chat, tag_query_text(tag, " ".join(rest)))
+
+    async def _leading_tag(self, words: list[str]) -> tuple[str, list[str]] | UnknownTag:
+        """The longest run of leading words that names a tag, and the words after it.
+
+        Tag names have spaces ("/tag Talking Head Generation lip sync"), so the longest
+        prefix wins. When none resolves, the error of the longest prefix with suggestions
+        (else of the first word) explains it.
+        """
+        errors: list[UnknownTag] = []
+        for size in range(min(len(words), MAX_TAG_WORDS), 0, -1):
+            try:
+                return (await self.deps.archive.resolve_tag(" ".join(words[:size])),
+                        words[size:])
+            except UnknownTag as exc:
+                errors.append(exc)
+        return next((e for e in errors if e.suggestions), errors[-1])
+
+    async def _first_page(self, message: Message, chat: Chat, text: str) -> None:
+        """Search, and save the query only when there is a second page to turn to."""
+        result = await self._page(text, 1)
+        query_id = None
+        if result.pages > 1:
+            query_id = await self.deps.chats.save_query(chat.chat_id, text)
+        body, keyboard = self._render(result, chat.lang, query_id)
+        await message.reply_html(body, reply_markup=keyboard, link_preview_options=NO_PREVIEW)
+
+    async def _page(self, text: str, page: int) -> ResultPage:
+        query = parse_query(text)
+        page = max(1, page)
+        hits, total = await self.deps.archive.search(query, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        last = max(1, math.ceil(total / PAGE_SIZE))
+        if not hits and page > last:  # the archive shrank since the buttons were drawn
+            page = last
+            hits, total = await self.deps.archive.search(query, PAGE_SIZE,
+                                                         (page - 1) * PAGE_SIZE)
+        return ResultPage(text, hits, total, page)
+
+    def _render(self, result: ResultPage, lang: str, query_id: int | None
+                ) -> tuple[str, InlineKeyboardMarkup | None]:
+        """Header, numbered lines, page counter; number buttons and ◀ ▶ below."""
+        tagged = _TAG_QUERY.fullmatch(result.text)
+        tag, words = (tagged.group(1), tagged.group(2).strip()) if tagged else ("", "")
+        if result.total == 0:
+            if not tagged:
+                return tr(TEXTS, lang, "no_results", query=echo(result.text)), None
+            if not words:
+                return tr(TEXTS, lang, "tag_empty", tag=escape(tag)), None
+            return tr(TEXTS, lang, "tag_no_results", tag=escape(tag), query=echo(words)), None
+        papers = papers_count(lang, result.total)
+        if tagged and words:
+            header = tr(TEXTS, lang, "tag_query_header", tag=escape(tag), papers=papers,
+                        query=echo(words))
+        elif tagged:
+            header = tr(TEXTS, lang, "tag_header", tag=escape(tag), papers=papers)
+        else:
+            header = tr(TEXTS, lang, "search_header_one" if result.total == 1
+                        else "search_header", total=result.total, query=echo(result.text))
+        first = (result.page - 1) * PAGE_SIZE + 1
+        lines = [render_result_line(hit.paper, first + i) for i, hit in enumerate(result.hits)]
+        body = header + "\n\n" + "\n".join(lines)
+        if result.pages > 1:
+            body += "\n\n" + tr(TEXTS, lang, "page", page=result.page, pages=result.pages)
+        picks = [(str(first + i), hit.paper.arxiv_id) for i, hit in enumerate(result.hits)]
+        return body, result_keyboard(picks, query_id, result.page, result.pages)
+
+    async def turn_page(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """◀ ▶ (pg:<query id>:<page>): the same message, edited to show that page."""
+        query = update.callback_query
+        assert query is not None
+        chat = await current_chat(update, self.deps)
+        parsed = parse_page_data(query.data or "")
+        text = await self.deps.chats.saved_query(parsed[0]) if parsed else None
+        if parsed is None or text is None:
+            await query.answer(tr(COMMON, chat.lang, "expired"), show_alert=True)
+            return
+        query_id, page = parsed
+        result = await self._page(text, page)
+        body, keyboard = self._render(result, chat.lang, query_id)
+        await query.answer()
+        try:
+            await query.edit_message_text(body, parse_mode="HTML", reply_markup=keyboard,
+                                          link_preview_options=NO_PREVIEW)
+        except BadRequest as exc:  # a double tap: that page is already shown
+            if "not modified" not in exc.message.lower():
+                raise
+
+    # --- /paper and the buttons that open one paper ---------------------------------------
+
+    async def paper(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/paper ID-or-URL: that paper's card in this chat's style."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        wanted = argument_text(message)
+        if not wanted:
+            await message.reply_text(tr(TEXTS, chat.lang, "paper_usage"))
+            return
+        found = await self.deps.archive.get_paper(wanted.split()[0])
+        if found is None:
+            await message.reply_html(tr(COMMON, chat.lang, "not_found", what=echo(wanted)))
+            return
+        await send_card(context.bot, chat.chat_id,
+                        card_for(found, chat, self.deps.settings.blog_base_url),
+                        thread_of(update))
+
+    async def open_paper(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """pp:<id> sends the card, an:<id> the analysis, fg:<id> the figures, into the chat
+        (and forum topic) of the message whose button was pressed."""
+        query = update.callback_query
+        assert query is not None
+        parsed = parse_callback(query.data or "")
+        if update.effective_chat is None:  # a button on a message shared inline
+            lang = lang_of(query.from_user.language_code)
+            await query.answer(truncate(tr(TEXTS, lang, "not_here",
+                                           id=parsed[1] if parsed else "?"), 200),
+                               show_alert=True)
+            return
+        chat = await current_chat(update, self.deps)
+        found: ArchivedPaper | None = None
+        if parsed is not None:
+            found = await self.deps.archive.get_paper(parsed[1])
+        if parsed is None or found is None:
+            what = parsed[1] if parsed else ""
+            await query.answer(truncate(tr(COMMON, chat.lang, "not_found", what=what), 200),
+                               show_alert=True)
+            return
+        action = parsed[0]
+        thread = thread_of(update)
+        if action == CB_ANALYSIS and not render_analysis(found):
+            await query.answer(tr(TEXTS, chat.lang, "no_analysis"), show_alert=True)
+            return
+        if action == CB_FIGURES and not render_figures(found):
+            await query.answer(tr(TEXTS, chat.lang, "no_figures"), show_alert=True)
+            return
+        await query.answer()
+        if action == CB_ANALYSIS:
+            await send_analysis(context.bot, chat.chat_id, found, thread)
+        elif action == CB_FIGURES:
+            await send_figures(context.bot, chat.chat_id, found, thread)
+        elif action == CB_PAPER:
+            await send_card(context.bot, chat.chat_id,
+                            card_for(found, chat, self.deps.settings.blog_base_url), thread)
+        else:
+            log.warning("unexpected paper button %r", query.data)

@@ -1,0 +1,112 @@
+"""Inline mode: `@bot QUERY` in any chat offers paper cards to share.
+
+The shared message is the same card a subscriber gets, with only its URL buttons: the
+people who read it may never have talked to the bot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+from datetime import date
+
+from telegram import (
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Update,
+    User,
+)
+from telegram.ext import ContextTypes
+
+from bot.domain.models import ArchivedPaper, Chat, SearchQuery
+from bot.domain.query import parse_query
+from bot.domain.rendering import format_authors
+from bot.domain.tgtext import clean_text, truncate
+from bot.tg.cards import card_for, preview_options
+from bot.tg.deps import Deps
+from bot.tg.keyboards import url_markup
+from bot.tg.texts import lang_of
+
+log = logging.getLogger(__name__)
+
+INLINE_PAGE = 20  # results per answer; Telegram allows 50
+CACHE_SECONDS = 30  # short: new digests should show up soon
+MAX_OFFSET = 100_000  # beyond any real archive; keeps a forged offset harmless
+TITLE_LEN = 100
+DESCRIPTION_LEN = 200
+RESULT_ID_BYTES = 64
+
+# An empty query lists everything newest first: a date filter alone does exactly that.
+EVERYTHING = SearchQuery(since=date.min)
+
+
+def _line(text: str) -> str:
+    """A digest field as one line of plain text, for titles and descriptions."""
+    return " ".join(clean_text(html.unescape(text)).replace("**", "").split())
+
+
+def result_id(arxiv_id: str) -> str:
+    """The arXiv id itself (what chosen_inline_result reports), hashed if ever too long."""
+    if arxiv_id and len(arxiv_id.encode("utf-8")) <= RESULT_ID_BYTES:
+        return arxiv_id
+    return hashlib.sha1(arxiv_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def parse_offset(offset: str) -> int:
+    """Telegram echoes our next_offset back; anything else starts at the beginning."""
+    return min(int(offset), MAX_OFFSET) if offset.isdigit() else 0
+
+
+class Inline:
+    """Answers inline queries with cards in the asking user's language and style."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def viewer(self, user: User) -> Chat:
+        """The user's own chat settings if they have talked to the bot, else defaults in
+        their Telegram language. Nothing is stored: an inline query is not a subscription."""
+        known = await self.deps.chats.get(user.id)
+        return known or Chat(chat_id=user.id, lang=lang_of(user.language_code))
+
+    def article(self, paper: ArchivedPaper, chat: Chat) -> InlineQueryResultArticle:
+        card = card_for(paper, chat, self.deps.settings.blog_base_url)
+        p = paper.paper
+        summary = _line(p.summary) or next(
+            (_line(a.summary) for a in sorted(paper.appearances, key=lambda a: a.date)
+             if a.summary.strip()), "")
+        description = summary or _line(format_authors(p.authors, 3, 2, lang=chat.lang))
+        return InlineQueryResultArticle(
+            id=result_id(paper.arxiv_id),
+            title=truncate(_line(p.title) or paper.arxiv_id, TITLE_LEN),
+            input_message_content=InputTextMessageContent(
+                card.html, parse_mode="HTML", link_preview_options=preview_options(card)),
+            reply_markup=url_markup(card.buttons),
+            description=truncate(description, DESCRIPTION_LEN) or None,
+            thumbnail_url=card.preview_url,
+        )
+
+    async def answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """One page of results; next_offset carries the position of the next page.
+
+        is_personal: cards follow the user's language and style, so one user's cached
+        answer must not be shown to another.
+        """
+        inline = update.inline_query
+        assert inline is not None
+        text = inline.query.strip()
+        offset = parse_offset(inline.offset)
+        query = parse_query(text) if text else EVERYTHING
+        hits, total = await self.deps.archive.search(query, INLINE_PAGE, offset)
+        chat = await self.viewer(inline.from_user)
+        seen: set[str] = set()
+        results: list[InlineQueryResultArticle] = []
+        for hit in hits:
+            article = self.article(hit.paper, chat)
+            if article.id not in seen:
+                seen.add(article.id)
+                results.append(article)
+        after = offset + len(hits)
+        await inline.answer(results, cache_time=CACHE_SECONDS, is_personal=True,
+                            next_offset=str(after) if hits and after < total else "")

@@ -1,0 +1,634 @@
+"""A chat's settings: /settings shows one menu message that is edited in place as the user
+taps (delivery mode and time, time zone, card style, language), plus text forms for what
+buttons cannot carry (any time, any time zone, keyword filters).
+
+Callback data: ``st:<setting>:<value>`` (see bot.tg.keyboards) —
+``st:view:main|time|tz|filters``, ``st:mode:instant|daily``, ``st:time:<hour>|default``,
+``st:tz:<IANA name>|default``, ``st:only:off``, ``st:never:off``, ``st:style:full|compact``,
+``st:lang:en|zh``.
+
+Text forms (all answered with the menu, headed by what changed)::
+
+    /settings                      the menu
+    /settings instant | daily [HH:MM]
+    /settings time HH:MM | default
+    /settings tz Area/City | default
+    /settings only word1, word2 | off
+    /settings never word | off
+    /settings style full|compact   /settings lang en|zh
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+import re
+import shlex
+import zoneinfo
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.domain.models import CARD_STYLES, LANGUAGES, Chat
+from bot.domain.tgtext import escape, validate_telegram_html
+from bot.tg.chats import current_chat, may_manage
+from bot.tg.deps import Deps
+from bot.tg.keyboards import button, choice, rows_of
+from bot.tg.texts import COMMON, tr
+
+log = logging.getLogger(__name__)
+
+COMMON_ZONES = (
+    ("UTC", "UTC"),
+    ("Europe/London", "London"),
+    ("Europe/Berlin", "Berlin"),
+    ("America/New_York", "New York"),
+    ("America/Los_Angeles", "Los Angeles"),
+    ("Asia/Shanghai", "Shanghai"),
+    ("Asia/Tokyo", "Tokyo"),
+    ("Asia/Kolkata", "Kolkata"),
+    ("Australia/Sydney", "Sydney"),
+)
+HOURS = tuple(range(6, 24))  # the time grid: 18 hours, 3 rows of 6
+HOURS_PER_ROW = 6
+LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+MAX_KEYWORDS = 20
+MAX_KEYWORD_LEN = 60
+OFF_WORDS = frozenset({"off", "none", "clear", "-", "default", "关闭", "清除", "默认"})
+_TIME_RE = re.compile(r"^(\d{1,2})(?::(\d{2}))?$")
+
+TEXTS = {
+    "en": {
+        "title": "<b>⚙️ Settings</b>",
+        "delivery_instant": "Delivery: <b>instant</b> — each paper as soon as its digest is "
+                            "found",
+        "delivery_daily": "Delivery: <b>daily at {time}</b> ({tz}) — once a day",
+        "timezone": "Time zone: <b>{tz}</b>",
+        "only": "Only papers matching: <b>{words}</b>",
+        "never": "Never papers matching: <b>{words}</b>",
+        "any": "any",
+        "nothing": "—",
+        "style": "Card style: <b>{style}</b>",
+        "lang": "Language: <b>{language}</b>",
+        "footer": "Tap to change; /settings help lists the text forms.",
+        "default": "{value} (bot default)",
+        "full": "full",
+        "compact": "compact",
+        "btn_instant": "⚡ Instant",
+        "btn_daily": "🗓 Daily",
+        "btn_time": "🕘 {time}",
+        "btn_tz": "🌍 {tz}",
+        "btn_filters": "🔎 Keyword filters",
+        "btn_full": "Full cards",
+        "btn_compact": "Compact cards",
+        "btn_back": "⬅️ Back",
+        "btn_default_time": "Bot default ({time})",
+        "btn_default_tz": "Bot default ({tz})",
+        "btn_clear_only": "✖️ Clear “only”",
+        "btn_clear_never": "✖️ Clear “never”",
+        "time_title": "<b>🕘 Daily delivery time</b>",
+        "time_body": "Papers arrive once a day at this hour, {tz} time. Now: <b>{time}</b>.\n"
+                     "For another time send /settings time HH:MM (e.g. /settings time 07:30).",
+        "now_instant": "instant, not daily yet",
+        "tz_title": "<b>🌍 Time zone</b>",
+        "tz_body": "Daily deliveries follow this zone. Now: <b>{tz}</b>.\n"
+                   "For any other zone send /settings tz Area/City "
+                   "(e.g. /settings tz Europe/Paris).",
+        "filters_title": "<b>🔎 Keyword filters</b>",
+        "filters_body": (
+            "Words are looked for in the title, authors, abstract, summary, takeaways and "
+            "topics, ignoring case.\n\n"
+            "/settings only nerf, gaussian splatting — only papers with one of these\n"
+            "/settings never survey — never papers with any of these\n"
+            "/settings only off, /settings never off — remove a filter\n"
+            "Separate words with commas; a phrase counts as one."
+        ),
+        "usage": (
+            "<b>/settings</b> — the menu with buttons, or:\n"
+            "/settings instant — each paper as soon as its digest is found\n"
+            "/settings daily [HH:MM] — once a day\n"
+            "/settings time HH:MM — the daily time (/settings time default)\n"
+            "/settings tz Area/City — the time zone, e.g. Europe/Paris (/settings tz default)\n"
+            "/settings only word1, word2 — only papers matching one of these "
+            "(/settings only off)\n"
+            "/settings never word — never papers matching these (/settings never off)\n"
+            "/settings style full|compact — card style\n"
+            "/settings lang en|zh — interface language"
+        ),
+        "set_instant": "✅ Papers now arrive as soon as their digest is found.",
+        "set_daily": "✅ Papers now arrive once a day at {time} ({tz}).",
+        "set_tz": "✅ Time zone: {tz}.",
+        "set_only": "✅ Only papers matching: {words}.",
+        "set_never": "✅ Never papers matching: {words}.",
+        "cleared_only": "✅ The “only” filter is off: papers on any subject.",
+        "cleared_never": "✅ The “never” filter is off.",
+        "set_style": "✅ Card style: {style}.",
+        "set_lang": "✅ Language: English.",
+        "unchanged": "Already so.",
+        "bad_time": "“{value}” is not a time. Send /settings time HH:MM on the 24-hour clock, "
+                    "e.g. /settings time 07:30.",
+        "bad_tz": "I don't know the time zone “{value}”.{hint} Use an IANA name such as "
+                  "Europe/Paris or America/Chicago.",
+        "tz_hint": " Did you mean {names}?",
+        "no_words": "Send the words after the command, e.g. /settings only nerf, diffusion.",
+        "too_many": "That is too many: at most {count} words of up to {length} characters.",
+        "bad_choice": "Choose one of: {choices}.",
+    },
+    "zh": {
+        "title": "<b>⚙️ 设置</b>",
+        "delivery_instant": "推送方式：<b>即时</b> — 发现日报后立即逐篇推送",
+        "delivery_daily": "推送方式：<b>每日 {time}</b>（{tz}）— 每天一次",
+        "timezone": "时区：<b>{tz}</b>",
+        "only": "只看包含以下关键词的论文：<b>{words}</b>",
+        "never": "不看包含以下关键词的论文：<b>{words}</b>",
+        "any": "不限",
+        "nothing": "—",
+        "style": "卡片样式：<b>{style}</b>",
+        "lang": "界面语言：<b>{language}</b>",
+        "footer": "点击按钮修改；/settings help 查看文字命令。",
+        "default": "{value}（默认）",
+        "full": "完整",
+        "compact": "简洁",
+        "btn_instant": "⚡ 即时",
+        "btn_daily": "🗓 每日",
+        "btn_time": "🕘 {time}",
+        "btn_tz": "🌍 {tz}",
+        "btn_filters": "🔎 关键词过滤",
+        "btn_full": "完整卡片",
+        "btn_compact": "简洁卡片",
+        "btn_back": "⬅️ 返回",
+        "btn_default_time": "默认（{time}）",
+        "btn_default_tz": "默认（{tz}）",
+        "btn_clear_only": "✖️ 清除“只看”",
+        "btn_clear_never": "✖️ 清除“不看”",
+        "time_title": "<b>🕘 每日推送时间</b>",
+        "time_body": "每天在此时间（{tz}）推送一次。当前：<b>{time}</b>。\n"
+                     "其他时间请发送 /settings time HH:MM（例如 /settings time 07:30）。",
+        "now_instant": "即时推送（尚未设为每日）",
+        "tz_title": "<b>🌍 时区</b>",
+        "tz_body": "每日推送按此时区计时。当前：<b>{tz}</b>。\n"
+                   "其他时区请发送 /settings tz 区域/城市（例如 /settings tz Europe/Paris）。",
+        "filters_title": "<b>🔎 关键词过滤</b>",
+        "filters_body": (
+            "在标题、作者、摘要、总结、要点和主题中查找关键词，不区分大小写。\n\n"
+            "/settings only nerf, gaussian splatting — 只看包含其中任一关键词的论文\n"
+            "/settings never survey — 不看包含这些关键词的论文\n"
+            "/settings only off、/settings never off — 取消过滤\n"
+            "多个关键词用逗号分隔；短语算作一个关键词。"
+        ),
+        "usage": (
+            "<b>/settings</b> — 按钮菜单，或者：\n"
+            "/settings instant — 发现日报后立即推送\n"
+            "/settings daily [HH:MM] — 每天推送一次\n"
+            "/settings time HH:MM — 每日推送时间（/settings time default 恢复默认）\n"
+            "/settings tz 区域/城市 — 时区，例如 Asia/Shanghai（/settings tz default）\n"
+            "/settings only 关键词1, 关键词2 — 只看包含任一关键词的论文（/settings only off）\n"
+            "/settings never 关键词 — 不看包含这些关键词的论文（/settings never off）\n"
+            "/settings style full|compact — 卡片样式\n"
+            "/settings lang en|zh — 界面语言"
+        ),
+        "set_instant": "✅ 已改为即时推送。",
+        "set_daily": "✅ 已改为每天 {time}（{tz}）推送。",
+        "set_tz": "✅ 时区：{tz}。",
+        "set_only": "✅ 只看包含以下关键词的论文：{words}。",
+        "set_never": "✅ 不看包含以下关键词的论文：{words}。",
+        "cleared_only": "✅ 已取消“只看”过滤。",
+        "cleared_never": "✅ 已取消“不看”过滤。",
+        "set_style": "✅ 卡片样式：{style}。",
+        "set_lang": "✅ 界面语言：中文。",
+        "unchanged": "无需更改。",
+        "bad_time": "“{value}”不是有效时间。请用 24 小时制发送 /settings time HH:MM，"
+                    "例如 /settings time 07:30。",
+        "bad_tz": "不认识时区“{value}”。{hint}请使用 IANA 名称，例如 Asia/Shanghai 或 "
+                  "Europe/Paris。",
+        "tz_hint": "您是不是要找 {names}？",
+        "no_words": "请在命令后写上关键词，例如 /settings only nerf, diffusion。",
+        "too_many": "关键词太多：最多 {count} 个，每个不超过 {length} 个字符。",
+        "bad_choice": "请选择：{choices}。",
+    },
+}
+
+
+# --- parsing (pure) -----------------------------------------------------------------------
+
+
+def parse_time(text: str) -> str | None:
+    """``"7:30"``/``"07:30"``/``"7"`` → ``"07:30"``/``"07:00"``; None if not a 24-hour time."""
+    m = _TIME_RE.match(text.strip().replace("：", ":"))
+    if m is None:
+        return None
+    hour, minute = int(m[1]), int(m[2] or 0)
+    if hour > 23 or minute > 59:
+        return None
+    return f"{hour:02d}:{minute:02d}"
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def resolve_timezone(text: str) -> str | None:
+    """The IANA name the user meant: exact, any case, or a unique city (``paris``)."""
+    name = text.strip().replace(" ", "_")
+    zones = _zones()
+    if name not in zones:
+        folded = name.casefold()
+        by_case = [z for z in zones if z.casefold() == folded]
+        by_city = [z for z in zones if "/" in z and z.rsplit("/", 1)[1].casefold() == folded]
+        found = by_case or (by_city if len(by_city) == 1 else [])
+        if not found:
+            return None
+        name = found[0]
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+def timezone_suggestions(text: str) -> list[str]:
+    """Up to three zone names close to what the user typed."""
+    name = text.strip().replace(" ", "_")
+    zones = sorted(_zones())
+    by_lower = {z.casefold(): z for z in zones}
+    close = difflib.get_close_matches(name.casefold(), list(by_lower), n=3, cutoff=0.6)
+    cities = [z for z in zones if "/" in z and
+              z.rsplit("/", 1)[1].casefold() == name.casefold()]
+    return list(dict.fromkeys(cities + [by_lower[c] for c in close]))[:3]
+
+
+def split_keywords(text: str) -> list[str]:
+    """Keywords from a command: comma-separated (phrases kept), else quoted or single words."""
+    text = text.replace("，", ",").replace("、", ",").strip()
+    if "," in text:
+        parts = text.split(",")
+    else:
+        try:
+            parts = shlex.split(text)
+        except ValueError:  # an unbalanced quote
+            parts = text.split()
+    seen: dict[str, str] = {}
+    for part in parts:
+        word = " ".join(part.split())
+        if word:
+            seen.setdefault(word.casefold(), word)
+    return list(seen.values())
+
+
+# --- rendering (pure apart from the operator defaults) ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Menu:
+    """One state of the menu message: HTML text and its keyboard."""
+
+    html: str
+    keyboard: InlineKeyboardMarkup
+
+    def same_as(self, message: Message) -> bool:
+        """Whether Telegram would call an edit to this "not modified"."""
+        shown = (message.text or "").strip()
+        if validate_telegram_html(self.html).strip() != shown:
+            return False
+        current = message.reply_markup.to_dict() if message.reply_markup else None
+        return current == self.keyboard.to_dict()
+
+
+class SettingsMenu:
+    """/settings and its buttons."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    # -- values as shown -------------------------------------------------------------
+
+    def _default_time(self) -> str:
+        return self.deps.settings.daily_time.strftime("%H:%M")
+
+    def _time(self, chat: Chat, *, marked: bool = True) -> str:
+        if chat.daily_time:
+            return chat.daily_time
+        value = self._default_time()
+        return tr(TEXTS, chat.lang, "default", value=value) if marked else value
+
+    def _tz(self, chat: Chat, *, marked: bool = True) -> str:
+        if chat.timezone:
+            return chat.timezone
+        value = self.deps.settings.timezone
+        return tr(TEXTS, chat.lang, "default", value=value) if marked else value
+
+    def _words(self, chat: Chat, words: tuple[str, ...], empty: str) -> str:
+        return escape(", ".join(words)) if words else tr(TEXTS, chat.lang, empty)
+
+    # -- the views -------------------------------------------------------------------
+
+    def render(self, chat: Chat, view: str = "main", note: str = "") -> Menu:
+        """The menu for this chat; `note` (already HTML) heads it after a change."""
+        if view == "time":
+            menu = self._time_view(chat)
+        elif view == "tz":
+            menu = self._tz_view(chat)
+        elif view == "filters":
+            menu = self._filters_view(chat)
+        else:
+            menu = self._main_view(chat)
+        if note:
+            return Menu(f"{note}\n\n{menu.html}", menu.keyboard)
+        return menu
+
+    def _main_view(self, chat: Chat) -> Menu:
+        lang = chat.lang
+        if chat.mode == "daily":
+            delivery = tr(TEXTS, lang, "delivery_daily", time=escape(self._time(chat)),
+                          tz=escape(self._tz(chat, marked=False)))
+        else:
+            delivery = tr(TEXTS, lang, "delivery_instant")
+        lines = [
+            tr(TEXTS, lang, "title"),
+            delivery,
+            tr(TEXTS, lang, "timezone", tz=escape(self._tz(chat))),
+            tr(TEXTS, lang, "only", words=self._words(chat, chat.include, "any")),
+            tr(TEXTS, lang, "never", words=self._words(chat, chat.exclude, "nothing")),
+            tr(TEXTS, lang, "style", style=tr(TEXTS, lang, chat.style)),
+            tr(TEXTS, lang, "lang", language=LANGUAGE_NAMES.get(chat.lang, chat.lang)),
+            "",
+            tr(TEXTS, lang, "footer"),
+        ]
+        rows = [
+            [choice(tr(TEXTS, lang, "btn_instant"), "st:mode:instant", chat.mode == "instant"),
+             choice(tr(TEXTS, lang, "btn_daily"), "st:mode:daily", chat.mode == "daily")],
+            [button(tr(TEXTS, lang, "btn_time", time=self._time(chat, marked=False)),
+                    "st:view:time"),
+             button(tr(TEXTS, lang, "btn_tz", tz=self._tz(chat, marked=False)), "st:view:tz")],
+            [button(tr(TEXTS, lang, "btn_filters"), "st:view:filters")],
+            [choice(tr(TEXTS, lang, f"btn_{style}"), f"st:style:{style}", chat.style == style)
+             for style in CARD_STYLES],
+            [choice(LANGUAGE_NAMES[code], f"st:lang:{code}", chat.lang == code)
+             for code in LANGUAGES],
+        ]
+        return Menu("\n".join(lines), InlineKeyboardMarkup(rows))
+
+    def _time_view(self, chat: Chat) -> Menu:
+        lang = chat.lang
+        current = chat.daily_time if chat.mode == "daily" else None
+        hours = [choice(f"{hour:02d}:00", f"st:time:{hour}", current == f"{hour:02d}:00")
+                 for hour in HOURS]
+        rows = rows_of(hours, HOURS_PER_ROW)
+        default = tr(TEXTS, lang, "btn_default_time", time=self._default_time())
+        rows.append([choice(default, "st:time:default",
+                            chat.mode == "daily" and chat.daily_time is None)])
+        rows.append([button(tr(TEXTS, lang, "btn_back"), "st:view:main")])
+        time = (escape(self._time(chat)) if chat.mode == "daily"
+                else tr(TEXTS, lang, "now_instant"))
+        html = "\n".join([
+            tr(TEXTS, lang, "time_title"),
+            tr(TEXTS, lang, "time_body", tz=escape(self._tz(chat, marked=False)), time=time),
+        ])
+        return Menu(html, InlineKeyboardMarkup(rows))
+
+    def _tz_view(self, chat: Chat) -> Menu:
+        lang = chat.lang
+        zones = [choice(label, f"st:tz:{name}", chat.timezone == name)
+                 for name, label in COMMON_ZONES]
+        rows = rows_of(zones, 3)
+        default = tr(TEXTS, lang, "btn_default_tz", tz=self.deps.settings.timezone)
+        rows.append([choice(default, "st:tz:default", chat.timezone is None)])
+        rows.append([button(tr(TEXTS, lang, "btn_back"), "st:view:main")])
+        html = "\n".join([tr(TEXTS, lang, "tz_title"),
+                          tr(TEXTS, lang, "tz_body", tz=escape(self._tz(chat)))])
+        return Menu(html, InlineKeyboardMarkup(rows))
+
+    def _filters_view(self, chat: Chat) -> Menu:
+        lang = chat.lang
+        html = "\n".join([
+            tr(TEXTS, lang, "filters_title"),
+            tr(TEXTS, lang, "only", words=self._words(chat, chat.include, "any")),
+            tr(TEXTS, lang, "never", words=self._words(chat, chat.exclude, "nothing")),
+            "",
+            tr(TEXTS, lang, "filters_body"),
+        ])
+        clear: list[InlineKeyboardButton] = []
+        if chat.include:
+            clear.append(button(tr(TEXTS, lang, "btn_clear_only"), "st:only:off"))
+        if chat.exclude:
+            clear.append(button(tr(TEXTS, lang, "btn_clear_never"), "st:never:off"))
+        rows = [clear] if clear else []
+        rows.append([button(tr(TEXTS, lang, "btn_back"), "st:view:main")])
+        return Menu(html, InlineKeyboardMarkup(rows))
+
+    # -- permissions -----------------------------------------------------------------
+
+    async def _may_change(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+        """may_manage, except that a button in a channel can be pressed by any reader:
+        there the presser must be an admin of the channel (or an operator)."""
+        chat = update.effective_chat
+        user = update.effective_user
+        if update.callback_query is not None and chat is not None \
+                and chat.type == ChatType.CHANNEL:
+            if user is None:
+                return False
+            if self.deps.is_operator(user.id):
+                return True
+            try:
+                member = await context.bot.get_chat_member(chat.id, user.id)
+            except TelegramError as exc:
+                log.warning("cannot check admin rights in channel %s: %s", chat.id, exc)
+                return False
+            return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+        return await may_manage(update, context.bot, self.deps)
+
+    # -- /settings -------------------------------------------------------------------
+
+    async def settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/settings [what value]: the menu, or a change by text (see the module docstring)."""
+        message = update.effective_message
+        assert message is not None
+        chat = await current_chat(update, self.deps)
+        args = context.args or []
+        if not args:
+            await self._reply(message, self.render(chat))
+            return
+        what, rest = args[0].lower(), " ".join(args[1:]).strip()
+        if what == "mode" and rest:  # /settings mode daily 07:30
+            what, _, rest = rest.partition(" ")
+            what, rest = what.lower(), rest.strip()
+        views = {"time": "time", "tz": "tz", "timezone": "tz", "only": "filters",
+                 "never": "filters", "filters": "filters", "keywords": "filters"}
+        if what in views and not rest:
+            await self._reply(message, self.render(chat, views[what]))
+            return
+        if what not in {*views, "instant", "daily", "style", "lang", "language"}:
+            await message.reply_html(tr(TEXTS, chat.lang, "usage"))
+            return
+        if not await self._may_change(update, context):
+            await message.reply_text(tr(COMMON, chat.lang, "admins_only"))
+            return
+        result = await self._apply_text(chat, what, rest)
+        if isinstance(result, str):
+            await message.reply_text(result)
+            return
+        chat, note, view = result
+        await self._reply(message, self.render(chat, view, note))
+
+    async def _apply_text(self, chat: Chat, what: str, rest: str
+                          ) -> str | tuple[Chat, str, str]:
+        """Apply a text form: the changed chat, its note and view; or an error text."""
+        lang = chat.lang
+        update = self.deps.chats.update_settings
+        if what == "instant":
+            chat = await update(chat.chat_id, mode="instant")
+            return chat, tr(TEXTS, chat.lang, "set_instant"), "main"
+        if what in ("daily", "time"):
+            values: dict[str, object] = {"mode": "daily"}
+            if rest:
+                if rest.lower() in OFF_WORDS:
+                    values["daily_time"] = None
+                else:
+                    parsed = parse_time(rest)
+                    if parsed is None:
+                        return tr(TEXTS, lang, "bad_time", value=rest)
+                    values["daily_time"] = parsed
+            chat = await update(chat.chat_id, **values)
+            return chat, self._daily_note(chat), "main"
+        if what in ("tz", "timezone"):
+            if rest.lower() in OFF_WORDS:
+                chat = await update(chat.chat_id, timezone=None)
+            else:
+                zone = resolve_timezone(rest)
+                if zone is None:
+                    names = timezone_suggestions(rest)
+                    hint = tr(TEXTS, lang, "tz_hint", names=", ".join(names)) if names else ""
+                    return tr(TEXTS, lang, "bad_tz", value=rest, hint=hint)
+                chat = await update(chat.chat_id, timezone=zone)
+            return chat, tr(TEXTS, chat.lang, "set_tz", tz=escape(self._tz(chat))), "main"
+        if what in ("only", "never", "filters", "keywords"):
+            field = "include" if what == "only" else "exclude"
+            if what not in ("only", "never"):
+                return tr(TEXTS, lang, "no_words")
+            if rest.lower() in OFF_WORDS:
+                chat = await update(chat.chat_id, **{field: ()})
+                return chat, tr(TEXTS, chat.lang, f"cleared_{what}"), "filters"
+            words = split_keywords(rest)
+            if not words:
+                return tr(TEXTS, lang, "no_words")
+            if len(words) > MAX_KEYWORDS or any(len(w) > MAX_KEYWORD_LEN for w in words):
+                return tr(TEXTS, lang, "too_many", count=MAX_KEYWORDS, length=MAX_KEYWORD_LEN)
+            chat = await update(chat.chat_id, **{field: tuple(words)})
+            return chat, tr(TEXTS, chat.lang, f"set_{what}",
+                            words=escape(", ".join(words))), "filters"
+        if what == "style":
+            style = rest.lower()
+            if style not in CARD_STYLES:
+                return tr(TEXTS, lang, "bad_choice", choices=", ".join(CARD_STYLES))
+            chat = await update(chat.chat_id, style=style)
+            return chat, tr(TEXTS, chat.lang, "set_style", style=tr(TEXTS, chat.lang, style)), \
+                "main"
+        code = {"zh": "zh", "中文": "zh", "chinese": "zh", "en": "en", "english": "en"}.get(
+            rest.lower())
+        if code is None:
+            return tr(TEXTS, lang, "bad_choice", choices="en, zh")
+        chat = await update(chat.chat_id, lang=code)
+        return chat, tr(TEXTS, chat.lang, "set_lang"), "main"
+
+    def _daily_note(self, chat: Chat) -> str:
+        return tr(TEXTS, chat.lang, "set_daily", time=escape(self._time(chat)),
+                  tz=escape(self._tz(chat, marked=False)))
+
+    async def _reply(self, message: Message, menu: Menu) -> None:
+        await message.reply_html(menu.html, reply_markup=menu.keyboard)
+
+    # -- buttons ---------------------------------------------------------------------
+
+    async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A tap on the menu: change the setting, answer, edit the menu if it changed."""
+        query = update.callback_query
+        assert query is not None
+        chat = await current_chat(update, self.deps)
+        setting, _, value = (query.data or "").removeprefix("st:").partition(":")
+        if setting == "view":
+            await query.answer()
+            await self._show(update, chat, value if value in ("time", "tz", "filters")
+                             else "main")
+            return
+        if not await self._may_change(update, context):
+            await query.answer(tr(COMMON, chat.lang, "admins_only"), show_alert=True)
+            return
+        result = await self._apply_button(chat, setting, value)
+        if result is None:
+            await query.answer(tr(COMMON, chat.lang, "expired"), show_alert=True)
+            return
+        chat, note, view = result
+        await query.answer(note[:200])
+        await self._show(update, chat, view)
+
+    async def _apply_button(self, chat: Chat, setting: str, value: str
+                            ) -> tuple[Chat, str, str] | None:
+        """Apply a tap: the chat as it now is, a toast and the view to show; None if stale."""
+        update = self.deps.chats.update_settings
+        changes: dict[str, object]
+        view = "main"
+        if setting == "mode" and value in ("instant", "daily"):
+            changes = {"mode": value}
+            view = "time" if value == "daily" else "main"
+        elif setting == "time" and (value == "default" or (value.isdigit()
+                                                              and int(value) in HOURS)):
+            changes = {"mode": "daily",
+                       "daily_time": None if value == "default" else f"{int(value):02d}:00"}
+        elif setting == "tz" and (value == "default" or value in dict(COMMON_ZONES)):
+            changes = {"timezone": None if value == "default" else value}
+        elif setting in ("only", "never") and value == "off":
+            changes = {"include" if setting == "only" else "exclude": ()}
+            view = "filters"
+        elif setting == "style" and value in CARD_STYLES:
+            changes = {"style": value}
+        elif setting == "lang" and value in LANGUAGES:
+            changes = {"lang": value}
+        else:
+            return None
+        current = {name: getattr(chat, name) for name in changes}
+        if current == changes:
+            note = (self._daily_note(chat) if setting == "mode" and value == "daily"
+                    else tr(TEXTS, chat.lang, "unchanged"))
+            return chat, note, view
+        chat = await update(chat.chat_id, **changes)
+        if setting == "mode":
+            note = self._daily_note(chat) if value == "daily" \
+                else tr(TEXTS, chat.lang, "set_instant")
+        elif setting == "time":
+            note = self._daily_note(chat)
+        elif setting == "tz":
+            note = tr(TEXTS, chat.lang, "set_tz", tz=self._tz(chat))
+        elif setting in ("only", "never"):
+            note = tr(TEXTS, chat.lang, f"cleared_{setting}")
+        elif setting == "style":
+            note = tr(TEXTS, chat.lang, "set_style", style=tr(TEXTS, chat.lang, value))
+        else:
+            note = tr(TEXTS, chat.lang, "set_lang")
+        return chat, note, view
+
+    async def _show(self, update: Update, chat: Chat, view: str) -> None:
+        """Edit the menu in place, unless it already shows exactly this (Telegram refuses
+        such edits with "message is not modified"); a menu too old to edit is sent anew."""
+        query = update.callback_query
+        assert query is not None
+        menu = self.render(chat, view)
+        message = query.message
+        if not isinstance(message, Message):
+            await update.get_bot().send_message(chat.chat_id, menu.html, parse_mode="HTML",
+                                                reply_markup=menu.keyboard,
+                                                message_thread_id=chat.thread_id)
+            return
+        if menu.same_as(message):
+            return
+        try:
+            await query.edit_message_text(menu.html, parse_mode="HTML",
+                                          reply_markup=menu.keyboard)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+            log.debug("menu in chat %s already up to date", chat.chat_id)
