@@ -15,14 +15,17 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.domain.models import Appearance, Paper
@@ -209,3 +212,88 @@ class SavedQueryRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
     text: Mapped[str]
+
+
+# --- delivery: the outbox and the sender lease (migration 0003) ---------------------------
+
+OUTBOX_STATES = ("pending", "sent", "failed", "cancelled")
+OUTBOX_KINDS = ("header", "card")
+OUTBOX_REASONS = ("new", "repost")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware UTC datetime on both backends.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so values are stored as
+    naive UTC (SQLAlchemy's fixed-width text, which compares correctly as text) and
+    come back aware. Naive datetimes are refused rather than guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: use an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class OutboxRow(Base):
+    """One message owed to one chat, written before anything is sent.
+
+    ``kind`` "header" opens a digest for a chat (``meta``: topic, date, papers), "card"
+    is one paper (rendered at send time from ``arxiv_id`` and the appearance in
+    ``digest_path``). Rows of a chat are sent in ``id`` order. A chat gets a paper once
+    for ``reason`` "new" (unique index below); "repost" rows may repeat.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(None, "state", "id"),
+        Index(None, "chat_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(8))
+    arxiv_id: Mapped[str | None] = mapped_column(String)
+    digest_path: Mapped[str | None] = mapped_column(String)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None]
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+Index(
+    "uq_outbox_new_chat_id_arxiv_id",
+    OutboxRow.chat_id,
+    OutboxRow.arxiv_id,
+    unique=True,
+    sqlite_where=OutboxRow.reason == "new",
+    postgresql_where=OutboxRow.reason == "new",
+)
+
+
+class LeaseRow(Base):
+    """Who may run a singleton job (the sender) until when; taken over once expired."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

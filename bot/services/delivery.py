@@ -1,0 +1,738 @@
+"""Delivery: new papers become outbox rows, and the outbox is worked through, never losing one.
+
+Two halves that share only the database:
+
+* :meth:`Delivery.enqueue_new` (after an ingest) and :meth:`Delivery.enqueue_repost` (an
+  admin's command) write rows: per chat, one header per digest, then one card per paper
+  in digest order, due now or, for daily chats, at their next daily time. A chat gets a
+  paper once, whatever the topics, days or versions it shows up in (the outbox's unique
+  index is the guarantee).
+* :meth:`Delivery.drain` sends what is due, while it holds the sender lease. Each chat's
+  rows go strictly in order, one at a time, while up to ``workers`` chats are served at
+  once; rows are read in pages, so a large backlog is never in memory at once. Cards
+  are rendered at send time, so rendering fixes and settings changes apply to rows
+  already queued.
+
+What a failed send does to its row is decided by the exception type (see
+bot.services.ports): a 429 that got past the rate limiter keeps it pending until the
+wait is over; network trouble retries it with backoff, then marks it failed; a chat
+that is gone is deactivated and its rows cancelled; a migrated group's rows follow it
+to the supergroup; a message Telegram refuses goes again as plain text. A crash between
+a send and its mark re-sends that one message: the only duplicate allowed.
+
+Pacing: python-telegram-bot's AIORateLimiter throttles the whole bot and each group;
+nothing here duplicates it. What it cannot know is that a chat's messages must not
+come in a burst (Telegram: about one per second in a private chat, 20 per minute in a
+group), so each chat's own queue leaves ``private_gap`` / ``group_gap`` seconds between
+its messages; the worker slot is free meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html as _html
+import logging
+import re
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import Enum
+from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.domain.matching import wants
+from bot.domain.models import ArchivedPaper, Chat, IngestReport
+from bot.domain.rendering import render_card
+from bot.domain.tgtext import MAX_MESSAGE_LEN, clean_text, escape, truncate, validate_telegram_html
+from bot.errors import ChatGone
+from bot.services.ports import (
+    ChatMigrated,
+    Clock,
+    FloodWait,
+    MessageRejected,
+    Outgoing,
+    Sender,
+    TransientSendError,
+)
+from bot.storage.chats import ChatRepo
+from bot.storage.loading import chunked
+from bot.storage.outbox import LEASE_SENDER, NewDelivery, OutboxItem, OutboxRepo
+from bot.storage.records import DigestPapers
+from bot.storage.repository import ArchiveRepo
+
+__all__ = [
+    "Delivery",
+    "DrainReport",
+    "Progress",
+    "next_daily",
+    "plain_text",
+    "render_header",
+    "retry_delay",
+]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, int], None]
+"""Called after every row a drain finishes: (sent, failed, rows due when it started)."""
+
+CHATS_PER_ENQUEUE: Final = 200  # chats planned and written per transaction
+PAPER_CACHE: Final = 256  # papers kept while draining (one paper goes to many chats)
+MAX_PASSES: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class DrainReport:
+    """What one drain did; ``locked`` means another sender holds the lease (nothing done)."""
+
+    sent: int = 0
+    failed: int = 0  # gave up: counted in the outbox's "failed" state as well
+    retried: int = 0  # left pending for a later attempt (network trouble, flood wait)
+    cancelled: int = 0  # chat gone, paper gone, no longer wanted
+    pending_left: int = 0  # pending rows after the drain, due or not
+    plain: int = 0  # of `sent`, how many went as plain text after Telegram refused them
+    migrated: int = 0  # groups that turned out to be supergroups now
+    errors: int = 0  # rows left untouched by an unexpected error (logged)
+    locked: bool = False
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def next_daily(now: datetime, at: time, tz: ZoneInfo) -> datetime:
+    """The first instant at or after ``now`` when the wall clock in ``tz`` shows ``at``, in UTC.
+
+    Computed from the local calendar date, never by adding 24 hours, so it stays right
+    across DST changes. A time that falls in a spring-forward gap is read with the
+    offset before the change (02:30 becomes 03:30); an ambiguous autumn time is its
+    first occurrence.
+    """
+    local = now.astimezone(tz)
+    for days in range(3):
+        wall = datetime.combine(local.date() + timedelta(days=days), at.replace(tzinfo=None),
+                                tzinfo=tz)
+        candidate = wall.astimezone(UTC)
+        if candidate >= now:
+            return candidate
+    raise AssertionError("unreachable: a wall-clock time occurs within three days")
+
+
+def retry_delay(attempts: int, base: timedelta = timedelta(seconds=60)) -> timedelta:
+    """Exponential backoff after the ``attempts``-th failure: base, 2×, 4×, … up to 1 h."""
+    delay: timedelta = base * (2 ** max(0, attempts - 1))
+    return min(delay, timedelta(hours=1))
+
+
+_HEADER_WORDS = {
+    "en": ("{n} new paper", "{n} new papers", "{n} paper", "{n} papers"),
+    "zh": ("{n} 篇新论文", "{n} 篇新论文", "{n} 篇论文", "{n} 篇论文"),
+}
+
+
+def render_header(topic: str, day: date | str | None, papers: int, *, lang: str = "en",
+                  reason: str = "new") -> str:
+    """The line that opens a digest in a chat: ``📚 <b>topic</b> · 2024-06-01 · 3 new papers``."""
+    words = _HEADER_WORDS.get(lang.lower().replace("_", "-").split("-")[0], _HEADER_WORDS["en"])
+    index = (0 if papers == 1 else 1) + (0 if reason == "new" else 2)
+    parts = [f"<b>{escape(truncate(clean_text(topic).strip() or '?', 200))}</b>"]
+    if day:
+        parts.append(escape(day.isoformat() if isinstance(day, date) else str(day)))
+    parts.append(escape(words[index].format(n=papers)))
+    return "📚 " + " · ".join(parts)
+
+
+_TAG_RE = re.compile(r"<[^>]*>")
+
+
+def plain_text(html: str, fallback: str = "") -> str:
+    """What a message shows, as plain text that Telegram cannot refuse.
+
+    Uses the validator's visible text; for HTML it rejects (the reason we are here),
+    tags are stripped and entities decoded. Cut to 4096 UTF-16 units; never empty.
+    """
+    try:
+        text = validate_telegram_html(html)
+    except ValueError:
+        text = _html.unescape(_TAG_RE.sub("", html))
+    text = clean_text(text).strip() or clean_text(fallback).strip() or "…"
+    return truncate(text, MAX_MESSAGE_LEN)
+
+
+def _hhmm(value: str | None) -> time | None:
+    if not value:
+        return None
+    try:
+        hours, minutes = value.strip().split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        return None
+
+
+def _interleave(plans: Sequence[Sequence[NewDelivery]]) -> list[NewDelivery]:
+    """Round-robin over chats (each chat's rows keep their order), so that one page of the
+    outbox spans many chats and the workers have many chats to serve at once."""
+    out: list[NewDelivery] = []
+    longest = max((len(p) for p in plans), default=0)
+    for i in range(longest):
+        out.extend(plan[i] for plan in plans if i < len(plan))
+    return out
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real exception in a (nested) exception group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Papers to deliver under one header (``path`` None: bare papers, no header)."""
+
+    path: str | None
+    topic: str
+    day: date | None
+    papers: tuple[ArchivedPaper, ...]
+
+
+# --------------------------------------------------------------------------- drain state
+
+
+class _Next(Enum):
+    """What a chat's queue does after one row."""
+
+    CONTINUE = "continue"
+    SKIPPED = "skipped"  # nothing was sent: no pause before the chat's next row
+    STOP = "stop"  # the chat's later rows wait (retry, flood, gone) until a later drain
+    MOVED = "moved"  # the rows moved to another chat id: another pass sends them
+
+
+class _Skip(Exception):
+    """The row must not be sent (its paper left the archive, ...)."""
+
+
+@dataclass(eq=False)
+class _Lane:
+    """One chat's rows during a pass: sent in order by one task at a time."""
+
+    chat_id: int
+    rows: deque[OutboxItem] = field(default_factory=deque)
+    running: bool = False
+    accepting: bool = True  # False: this chat's later rows wait for the next pass
+    stopped: bool = False  # True: drop what is buffered, too
+
+
+@dataclass(eq=False)
+class _Run:
+    """The mutable state of one drain."""
+
+    progress: Progress | None
+    total: int
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    plain: int = 0
+    migrated: int = 0
+    errors: int = 0
+    lost: bool = False  # the lease went to someone else: stop sending
+    halted: bool = False  # everything fails alike (network down): stop trying
+    transient_streak: int = 0
+    buffered: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    papers: OrderedDict[str, asyncio.Task[ArchivedPaper | None]] = field(
+        default_factory=OrderedDict)
+
+    @property
+    def stopping(self) -> bool:
+        return self.lost or self.halted
+
+    def report_progress(self) -> None:
+        if self.progress is not None:
+            try:
+                self.progress(self.sent, self.failed, self.total)
+            except Exception:
+                log.exception("the drain's progress callback failed")
+
+    def report(self, pending_left: int) -> DrainReport:
+        return DrainReport(sent=self.sent, failed=self.failed, retried=self.retried,
+                           cancelled=self.cancelled, pending_left=pending_left,
+                           plain=self.plain, migrated=self.migrated, errors=self.errors)
+
+
+@dataclass(eq=False)
+class _Pass:
+    rerun: bool = False  # rows were left for another pass (moved chat, full buffer)
+    progress: bool = False
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class Delivery:
+    """Enqueues deliveries and sends them; one instance per process, ``owner`` unique."""
+
+    def __init__(
+        self,
+        archive: ArchiveRepo,
+        chats: ChatRepo,
+        outbox: OutboxRepo,
+        sender: Sender,
+        clock: Clock,
+        *,
+        default_tz: str,
+        default_daily_time: time,
+        blog_base_url: str | None,
+        owner: str,
+        workers: int = 16,
+        max_attempts: int = 5,
+        lease_ttl: timedelta = timedelta(seconds=60),
+        retry_base: timedelta = timedelta(seconds=60),
+        private_gap: float = 1.0,
+        group_gap: float = 3.0,
+        page_size: int = 500,
+        chat_buffer: int = 64,
+    ) -> None:
+        if workers < 1 or max_attempts < 1 or page_size < 1 or chat_buffer < 1:
+            raise ValueError("workers, max_attempts, page_size and chat_buffer must be >= 1")
+        self._archive = archive
+        self._chats = chats
+        self._outbox = outbox
+        self._sender = sender
+        self._clock = clock
+        self._default_tz = ZoneInfo(default_tz)
+        self._default_time = default_daily_time
+        self._blog = blog_base_url
+        self._owner = owner
+        self._workers = workers
+        self._max_attempts = max_attempts
+        self._lease_ttl = lease_ttl
+        self._retry_base = retry_base
+        self._private_gap = private_gap
+        self._group_gap = group_gap
+        self._page_size = page_size
+        self._chat_buffer = chat_buffer
+        self._buffer_rows = max(2 * page_size, workers)
+        self._draining = False
+        self._again = False
+        # chat id -> event-loop time before which its next message must wait; kept
+        # between passes and drains, so a chat is never sent a burst across them.
+        self._ready: dict[int, float] = {}
+
+    # enqueue ----------------------------------------------------------------------------
+
+    def due_time(self, chat: Chat, now: datetime) -> datetime:
+        """When a new paper is due for this chat: now, or its next daily time."""
+        if chat.mode != "daily":
+            return now
+        at = _hhmm(chat.daily_time) or self._default_time
+        tz = self._default_tz
+        if chat.timezone:
+            try:
+                tz = ZoneInfo(chat.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("chat %d has an unknown time zone %r; using %s",
+                            chat.chat_id, chat.timezone, self._default_tz.key)
+        return next_daily(now, at, tz)
+
+    async def enqueue_new(
+        self, report: IngestReport | Iterable[tuple[str, str]]
+    ) -> int:
+        """Queue what an ingest newly listed, for every chat that wants it; rows written.
+
+        ``report`` is an IngestReport or its ``new_appearances`` ((arXiv id, digest
+        path) pairs). A chat gets papers from digests whose topic it follows (or all),
+        filtered by its keywords; a paper listed in several of them comes once, under
+        the first digest (by date, then topic), with all its tags on the card.
+        """
+        pairs = report.new_appearances if isinstance(report, IngestReport) else list(report)
+        wanted: dict[str, set[str]] = {}
+        for arxiv_id, path in pairs:
+            wanted.setdefault(path, set()).add(arxiv_id)
+        if not wanted:
+            return 0
+        chats = await self._chats.subscribers()
+        if not chats:
+            return 0
+        groups: list[_Group] = []
+        for path in sorted(wanted):
+            digest = await self._archive.digest_papers(path)
+            if digest is None:
+                continue
+            papers = tuple(p for p in digest.papers if p.arxiv_id in wanted[path])
+            if papers:
+                groups.append(_Group(digest.path, digest.topic, digest.date, papers))
+        groups.sort(key=lambda g: (g.day or date.min, g.topic.casefold(), g.path or ""))
+        return await self._enqueue(chats, groups, reason="new", follow=True)
+
+    async def enqueue_repost(
+        self,
+        papers: Sequence[DigestPapers] | Sequence[ArchivedPaper],
+        chat_ids: Sequence[int] | None = None,
+    ) -> int:
+        """Queue papers again, even where they were delivered; rows written.
+
+        Digests come with their header; bare papers without one. ``chat_ids`` None sends
+        to every subscriber the papers concern (tags and filters as for new papers);
+        named chats get everything (inactive or unknown ones are skipped). Due now, also
+        for daily chats: a repost is an explicit request.
+        """
+        groups: list[_Group] = []
+        loose: list[ArchivedPaper] = []
+        for item in papers:
+            if isinstance(item, DigestPapers):
+                if item.papers:
+                    groups.append(_Group(item.path, item.topic, item.date, item.papers))
+            else:
+                loose.append(item)
+        if loose:
+            groups.append(_Group(None, "", None, tuple(loose)))
+        if not groups:
+            return 0
+        if chat_ids is None:
+            chats = await self._chats.subscribers()
+            return await self._enqueue(chats, groups, reason="repost", follow=True)
+        named: list[Chat] = []
+        for chat_id in dict.fromkeys(chat_ids):
+            chat = await self._chats.get(chat_id)
+            if chat is not None and chat.active:
+                named.append(chat)
+            else:
+                log.info("repost: chat %d is unknown or inactive; skipped", chat_id)
+        return await self._enqueue(named, groups, reason="repost", follow=False)
+
+    def _plan(self, chat: Chat, groups: Sequence[_Group], *, reason: str, follow: bool,
+              due: datetime) -> list[NewDelivery]:
+        """A chat's rows: per group a header and the cards it wants, each paper once."""
+        followed = {t.casefold() for t in chat.tags}
+        seen: set[str] = set()
+        rows: list[NewDelivery] = []
+        for number, group in enumerate(groups, 1):
+            if follow and group.path is not None and not (
+                chat.all_topics or group.topic.casefold() in followed
+            ):
+                continue
+            picks = [p for p in group.papers
+                     if p.arxiv_id not in seen and (not follow or wants(chat, p))]
+            if not picks:
+                continue
+            seen.update(p.arxiv_id for p in picks)
+            if group.path is not None:
+                meta = {"topic": group.topic,
+                        "date": group.day.isoformat() if group.day else None}
+                rows.append(NewDelivery(chat.chat_id, "header", reason, due,
+                                        digest_path=group.path, meta=meta, group=number))
+            rows.extend(NewDelivery(chat.chat_id, "card", reason, due, arxiv_id=p.arxiv_id,
+                                    digest_path=group.path, group=number) for p in picks)
+        return rows
+
+    async def _enqueue(self, chats: Sequence[Chat], groups: Sequence[_Group], *, reason: str,
+                       follow: bool) -> int:
+        now = self._clock.now()
+        written = 0
+        for part in chunked(list(chats), CHATS_PER_ENQUEUE):
+            plans = [self._plan(chat, groups, reason=reason, follow=follow,
+                                due=self.due_time(chat, now) if reason == "new" else now)
+                     for chat in part]
+            rows = _interleave([plan for plan in plans if plan])
+            if rows:
+                written += await self._outbox.enqueue(rows, now=now)
+        if written:
+            log.info("queued %d %s deliveries for %d chats", written, reason, len(chats))
+        return written
+
+    # drain ------------------------------------------------------------------------------
+
+    async def drain(self, *, progress: Progress | None = None) -> DrainReport:
+        """Send every due row, if this process holds (or gets) the sender lease.
+
+        Returns at once with ``locked`` when another owner holds the lease, or when this
+        instance is already draining (that drain then makes one more pass, so rows
+        queued meanwhile are not missed).
+        """
+        if self._draining:
+            self._again = True
+            return DrainReport(locked=True)
+        self._draining = True
+        try:
+            return await self._drain(progress)
+        finally:
+            self._draining = False
+
+    async def _drain(self, progress: Progress | None) -> DrainReport:
+        now = self._clock.now()
+        moment = asyncio.get_running_loop().time()
+        self._ready = {c: t for c, t in self._ready.items() if t > moment}
+        if not await self._outbox.acquire_lease(LEASE_SENDER, self._owner, now, self._lease_ttl):
+            pending = (await self._outbox.counts())["pending"]
+            log.info("the sender lease is held by another process; not draining")
+            return DrainReport(locked=True, pending_left=pending)
+        run = _Run(progress, total=await self._outbox.due_count(now))
+        keeper = asyncio.create_task(self._keep_lease(run))
+        try:
+            for _ in range(MAX_PASSES):
+                self._again = False
+                state = await self._pass(run)
+                if run.stopping or not (self._again or (state.rerun and state.progress)):
+                    break
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            for task in run.papers.values():
+                task.cancel()
+            if not run.lost:
+                await self._outbox.release_lease(LEASE_SENDER, self._owner)
+        report = run.report((await self._outbox.counts())["pending"])
+        if report.sent or report.failed or report.cancelled or report.retried:
+            log.info("drain: %s", report)
+        return report
+
+    async def _keep_lease(self, run: _Run) -> None:
+        """Renew the lease every ttl/3; if it was lost, stop sending."""
+        interval = self._lease_ttl.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self._outbox.acquire_lease(
+                    LEASE_SENDER, self._owner, self._clock.now(), self._lease_ttl)
+            except Exception:
+                log.exception("could not renew the sender lease; stopping this drain")
+                held = False
+            if not held:
+                log.warning("the sender lease was taken over; stopping this drain")
+                run.lost = True
+                run.room.set()
+                return
+
+    async def _pass(self, run: _Run) -> _Pass:
+        """One read of the due rows, page by page, each chat served by its own task."""
+        state = _Pass()
+        lanes: dict[int, _Lane] = {}
+        slots = asyncio.Semaphore(self._workers)
+        try:
+            await self._fill(run, state, lanes, slots)
+        except BaseExceptionGroup as group:  # TaskGroup wraps even a lone error
+            raise _first(group) from None
+        return state
+
+    async def _fill(self, run: _Run, state: _Pass, lanes: dict[int, _Lane],
+                    slots: asyncio.Semaphore) -> None:
+        """Page through the due rows into the chats' queues, never too many at once."""
+        async with asyncio.TaskGroup() as tasks:
+            after = 0
+            while not run.stopping:
+                while run.buffered >= self._buffer_rows and not run.stopping:
+                    run.room.clear()
+                    await run.room.wait()
+                if run.stopping:
+                    break
+                page = await self._outbox.due(self._clock.now(), after=after,
+                                              limit=self._page_size)
+                for item in page:
+                    lane = lanes.get(item.chat_id)
+                    if lane is None:
+                        lane = lanes[item.chat_id] = _Lane(item.chat_id)
+                    if not lane.accepting:
+                        continue
+                    if len(lane.rows) >= self._chat_buffer:
+                        lane.accepting = False  # the rest of this chat: next pass
+                        state.rerun = True
+                        continue
+                    lane.rows.append(item)
+                    run.buffered += 1
+                    if not lane.running:
+                        lane.running = True
+                        tasks.create_task(self._run_lane(lane, slots, run, state))
+                if len(page) < self._page_size:
+                    break
+                after = page[-1].id
+
+    def _gap(self, chat: Chat) -> float:
+        return self._private_gap if chat.kind == "private" else self._group_gap
+
+    async def _run_lane(self, lane: _Lane, slots: asyncio.Semaphore, run: _Run,
+                        state: _Pass) -> None:
+        """Send one chat's buffered rows in order; a worker slot only while sending."""
+        loop = asyncio.get_running_loop()
+        try:
+            chat = await self._chats.get(lane.chat_id)
+            if chat is None or not chat.active:
+                why = "chat is unknown" if chat is None else (
+                    f"chat is inactive: {chat.disabled_reason or 'disabled'}")
+                cancelled = await self._outbox.cancel_chat(lane.chat_id, why)
+                run.cancelled += cancelled
+                state.progress = state.progress or cancelled > 0
+                lane.accepting, lane.stopped = False, True
+                return
+            while lane.rows and not lane.stopped and not run.stopping:
+                delay = self._ready.get(lane.chat_id, 0.0) - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                item = lane.rows[0]
+                async with slots:
+                    if run.stopping:
+                        break
+                    try:
+                        step = await self._deliver(chat, item, run)
+                    except Exception:
+                        log.exception("delivering outbox row %d to chat %d failed "
+                                      "unexpectedly; it stays pending", item.id, chat.chat_id)
+                        run.errors += 1
+                        step = _Next.STOP
+                if step is not _Next.SKIPPED:
+                    self._ready[lane.chat_id] = loop.time() + self._gap(chat)
+                lane.rows.popleft()
+                self._release(run, 1)
+                state.progress = True
+                if step in (_Next.STOP, _Next.MOVED):
+                    lane.accepting, lane.stopped = False, True
+                    if step is _Next.MOVED:
+                        state.rerun = True
+        finally:
+            self._release(run, len(lane.rows))
+            lane.rows.clear()
+            lane.running = False
+
+    def _release(self, run: _Run, count: int) -> None:
+        if count:
+            run.buffered -= count
+            if run.buffered < self._buffer_rows:
+                run.room.set()
+
+    # one row ---------------------------------------------------------------------------
+
+    async def _deliver(self, chat: Chat, item: OutboxItem, run: _Run) -> _Next:
+        """Send one row and record the outcome; says what the chat's queue does next."""
+        try:
+            message = await self._message(chat, item, run)
+        except _Skip as skip:
+            if await self._outbox.cancel(item.id, str(skip)):
+                run.cancelled += 1
+            return _Next.SKIPPED
+        plain = message.is_plain
+        while True:
+            try:
+                message_id = await self._sender.send(chat, message)
+                break
+            except MessageRejected as exc:
+                if message.is_plain:
+                    log.error("Telegram refused even the plain text of outbox row %d for "
+                              "chat %d: %s", item.id, chat.chat_id, exc.reason)
+                    await self._outbox.mark_failed(item.id, f"rejected as plain text: {exc}")
+                    run.failed += 1
+                    run.report_progress()
+                    return _Next.CONTINUE
+                log.error("BUG: Telegram refused outbox row %d (%s %s) for chat %d: %s; "
+                          "sending it as plain text", item.id, item.kind,
+                          item.arxiv_id or item.digest_path, chat.chat_id, exc.reason)
+                message = message.as_plain()
+                plain = True
+            except FloodWait as exc:
+                wait = timedelta(seconds=max(1.0, exc.seconds))
+                await self._outbox.mark_retry(item.id, str(exc), self._clock.now() + wait,
+                                              count_attempt=False)
+                run.retried += 1
+                log.warning("flood control for chat %d: row %d waits %s", chat.chat_id,
+                            item.id, wait)
+                return _Next.STOP
+            except TransientSendError as exc:
+                return await self._transient(chat, item, exc, run)
+            except ChatGone as exc:
+                await self._chats.deactivate(chat.chat_id, exc.reason)
+                cancelled = await self._outbox.cancel_chat(chat.chat_id, exc.reason)
+                run.cancelled += cancelled
+                log.info("chat %d is gone (%s): deactivated, %d deliveries cancelled",
+                         chat.chat_id, exc.reason, cancelled)
+                return _Next.STOP
+            except ChatMigrated as exc:
+                await self._chats.migrate(exc.old_id, exc.new_id)
+                moved = await self._outbox.move_chat(exc.old_id, exc.new_id)
+                run.migrated += 1
+                log.info("chat %d became supergroup %d: %d deliveries moved there",
+                         exc.old_id, exc.new_id, moved)
+                return _Next.MOVED
+        run.transient_streak = 0
+        # Telegram has the message: record that even if this task is being cancelled
+        # (a shutdown, or another chat's task failing), and only then give up.
+        mark = asyncio.ensure_future(
+            self._outbox.mark_sent(item.id, message_id, at=self._clock.now()))
+        try:
+            await asyncio.shield(mark)
+        except asyncio.CancelledError:
+            await mark
+            raise
+        run.sent += 1
+        run.plain += plain
+        run.report_progress()
+        return _Next.CONTINUE
+
+    async def _transient(self, chat: Chat, item: OutboxItem, exc: TransientSendError,
+                         run: _Run) -> _Next:
+        attempts = item.attempts + 1
+        run.transient_streak += 1
+        if run.transient_streak >= max(3, self._workers):
+            # Every send fails alike: the network or Telegram is down. Stop here instead
+            # of spending an attempt of every queued row on it.
+            run.halted = True
+            run.room.set()
+            log.warning("%d sends in a row failed (%s); pausing delivery until the next "
+                        "drain", run.transient_streak, exc.reason)
+        if attempts >= self._max_attempts:
+            await self._outbox.mark_failed(item.id, exc.reason)
+            run.failed += 1
+            run.report_progress()
+            log.error("giving up on outbox row %d for chat %d after %d attempts: %s",
+                      item.id, chat.chat_id, attempts, exc.reason)
+            return _Next.CONTINUE
+        delay = retry_delay(attempts, self._retry_base)
+        await self._outbox.mark_retry(item.id, exc.reason, self._clock.now() + delay)
+        run.retried += 1
+        return _Next.STOP
+
+    async def _message(self, chat: Chat, item: OutboxItem, run: _Run) -> Outgoing:
+        """Render a row now, with the chat's current settings."""
+        if item.kind == "header":
+            meta: dict[str, Any] = dict(item.meta or {})
+            html = render_header(str(meta.get("topic") or ""), meta.get("date"),
+                                 int(meta.get("papers") or 0), lang=chat.lang,
+                                 reason=item.reason)
+            return Outgoing(html=html, plain_fallback=plain_text(html))
+        if not item.arxiv_id:
+            raise _Skip(f"a {item.kind!r} row without an arXiv id")
+        paper = await self._paper(item.arxiv_id, run)
+        if paper is None:
+            raise _Skip("the paper is no longer in the archive")
+        if item.reason == "new" and not wants(chat, paper):
+            raise _Skip("the chat no longer follows this paper")
+        p = paper.paper
+        fallback = f"{p.title}\n{p.abs_url}"
+        appearance = next((a for a in paper.appearances if a.digest_path == item.digest_path),
+                          None)
+        style: Literal["full", "compact"] = "compact" if chat.style == "compact" else "full"
+        try:
+            card = render_card(paper, blog_base_url=self._blog, style=style,
+                               appearance=appearance, lang=chat.lang)
+        except Exception:
+            log.exception("BUG: rendering %s failed; sending its title and link instead",
+                          item.arxiv_id)
+            return Outgoing(html=None, plain_fallback=plain_text(fallback))
+        return Outgoing(html=card.html, plain_fallback=plain_text(card.html, fallback),
+                        preview_url=card.preview_url, buttons=card.buttons)
+
+    async def _paper(self, arxiv_id: str, run: _Run) -> ArchivedPaper | None:
+        """The paper, loaded once per drain however many chats it goes to."""
+        task = run.papers.get(arxiv_id)
+        if task is None:
+            task = asyncio.ensure_future(self._archive.get_paper(arxiv_id))
+            run.papers[arxiv_id] = task
+            while len(run.papers) > PAPER_CACHE:
+                run.papers.popitem(last=False)
+        else:
+            run.papers.move_to_end(arxiv_id)
+        try:
+            return await asyncio.shield(task)
+        except Exception:
+            if run.papers.get(arxiv_id) is task:
+                del run.papers[arxiv_id]
+            raise

@@ -1,0 +1,371 @@
+"""The outbox: every delivery is a row, written before anything is sent.
+
+A row is ``pending`` until Telegram answers, then ``sent`` (with the message id),
+``failed`` (gave up, with the error) or ``cancelled`` (the chat is gone, the paper left
+the archive). Nothing is ever deleted, so the rows are also the delivery history that
+makes "a chat receives a paper once" hold: the partial unique index on
+``(chat_id, arxiv_id) WHERE reason = 'new'`` enforces it in the database.
+
+Rows of one chat are sent in ``id`` order. A row waiting for a retry holds back the
+later rows of its chat (:meth:`OutboxRepo.due` leaves them out), so a header is never
+overtaken by its own cards.
+
+The lease table keeps a second process from sending what the first is sending: the
+sender holds the lease ``"sender"`` and renews it while it works.
+
+Every public method is its own short transaction. On SQLite writers begin IMMEDIATE
+(they wait for the write lock instead of failing half-way); on PostgreSQL single
+statements are atomic on their own and only read-then-write methods take the archive's
+advisory write lock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, cast
+
+from sqlalchemy import CursorResult, delete, exists, func, or_, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from bot.storage.engine import WRITE
+from bot.storage.loading import chunked
+from bot.storage.tables import OUTBOX_STATES, LeaseRow, OutboxRow
+
+__all__ = [
+    "LEASE_SENDER",
+    "NewDelivery",
+    "OutboxItem",
+    "OutboxRepo",
+]
+
+LEASE_SENDER: Final = "sender"
+"""The lease the delivery worker holds while it sends."""
+
+MAX_ERROR_LEN: Final = 1000
+PAIR_CHUNK: Final = 400  # (chat_id, arxiv_id) pairs per IN: 800 bound parameters
+
+_NEW_ONLY: Final = text("reason = 'new'")  # the unique index's predicate, as a literal
+_outbox = OutboxRow.__table__
+_leases = LeaseRow.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A row to enqueue.
+
+    Cards and the header that opens them share a ``group`` (any int, unique per chat
+    within one :meth:`OutboxRepo.enqueue` call). A header is written only if at least one
+    card of its group is, and its ``meta["papers"]`` is set to how many were.
+    """
+
+    chat_id: int
+    kind: str  # "header" | "card"
+    reason: str  # "new" | "repost"
+    due_at: datetime
+    arxiv_id: str | None = None
+    digest_path: str | None = None
+    meta: Mapping[str, Any] | None = None
+    group: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A stored row, as delivery and the admin commands see it."""
+
+    id: int
+    chat_id: int
+    kind: str
+    reason: str
+    arxiv_id: str | None
+    digest_path: str | None
+    meta: Mapping[str, Any] | None
+    state: str
+    attempts: int
+    last_error: str | None
+    message_id: int | None
+    due_at: datetime
+    next_attempt_at: datetime | None
+    created_at: datetime
+    sent_at: datetime | None = field(default=None)
+
+
+def _item(row: OutboxRow) -> OutboxItem:
+    return OutboxItem(
+        id=row.id, chat_id=row.chat_id, kind=row.kind, reason=row.reason,
+        arxiv_id=row.arxiv_id, digest_path=row.digest_path,
+        meta=dict(row.meta) if row.meta is not None else None, state=row.state,
+        attempts=row.attempts, last_error=row.last_error, message_id=row.message_id,
+        due_at=row.due_at, next_attempt_at=row.next_attempt_at, created_at=row.created_at,
+        sent_at=row.sent_at,
+    )
+
+
+def _error(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_LEN else text[: MAX_ERROR_LEN - 1] + "…"
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """INSERT with ON CONFLICT support, in the session's dialect."""
+    return (postgresql.insert(table) if _dialect(session) == "postgresql"
+            else sqlite.insert(table))
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+class OutboxRepo:
+    """Deliveries and the sender lease; every public method is one transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @asynccontextmanager
+    async def _tx(self, *, lock: bool = False) -> AsyncIterator[AsyncSession]:
+        """A write transaction; ``lock`` for read-then-write (see the module docstring)."""
+        async with self._sessions() as session, session.begin():
+            if lock or _dialect(session) == "sqlite":
+                await session.connection(execution_options=dict(WRITE))
+            yield session
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            yield session
+
+
+    # enqueue ----------------------------------------------------------------------------
+
+    async def enqueue(self, rows: Sequence[NewDelivery], *, now: datetime | None = None) -> int:
+        """Write these rows in order; returns how many were written.
+
+        Idempotent for reason "new": a card whose (chat, arXiv id) already has a "new"
+        row (in any state, or earlier in ``rows``) is left out, and so is a header none
+        of whose cards is written. "repost" cards are always written.
+        """
+        if not rows:
+            return 0
+        created = now or datetime.now(UTC)
+        async with self._tx(lock=True) as session:
+            wanted = sorted({(r.chat_id, r.arxiv_id) for r in rows
+                             if r.kind == "card" and r.reason == "new" and r.arxiv_id})
+            taken: set[tuple[int, str]] = set()
+            for part in chunked(wanted, PAIR_CHUNK):
+                found = await session.execute(
+                    select(OutboxRow.chat_id, OutboxRow.arxiv_id).where(
+                        OutboxRow.reason == "new",
+                        tuple_(OutboxRow.chat_id, OutboxRow.arxiv_id).in_(part),
+                    )
+                )
+                taken.update((r.chat_id, r.arxiv_id) for r in found)
+
+            keep: list[bool] = []
+            cards: Counter[tuple[int, int]] = Counter()
+            for r in rows:
+                ok = True
+                if r.kind == "card" and r.reason == "new" and r.arxiv_id:
+                    pair = (r.chat_id, r.arxiv_id)
+                    ok = pair not in taken
+                    taken.add(pair)
+                if ok and r.kind == "card" and r.group is not None:
+                    cards[(r.chat_id, r.group)] += 1
+                keep.append(ok)
+
+            values: list[dict[str, Any]] = []
+            for r, ok in zip(rows, keep, strict=True):
+                meta = dict(r.meta) if r.meta is not None else None
+                if r.kind == "header" and r.group is not None:
+                    count = cards[(r.chat_id, r.group)]
+                    if not count:
+                        continue
+                    meta = {**(meta or {}), "papers": count}
+                if not ok:
+                    continue
+                values.append({
+                    "chat_id": r.chat_id, "kind": r.kind, "reason": r.reason,
+                    "arxiv_id": r.arxiv_id, "digest_path": r.digest_path, "meta": meta,
+                    "state": "pending", "attempts": 0, "last_error": None,
+                    "message_id": None, "due_at": r.due_at, "next_attempt_at": None,
+                    "created_at": created, "sent_at": None,
+                })
+            if values:
+                # The lock makes the check above exact; the index stays the last word.
+                stmt = _insert(session, _outbox).on_conflict_do_nothing(
+                    index_elements=["chat_id", "arxiv_id"], index_where=_NEW_ONLY)
+                await session.execute(stmt, values)
+            return len(values)
+
+    # reading ----------------------------------------------------------------------------
+
+    async def due(self, now: datetime, *, after: int = 0, limit: int = 500) -> list[OutboxItem]:
+        """Pending rows that may be sent at ``now``, in id order, ``id > after``.
+
+        Call again with the last id to page through them. A row whose chat has an
+        earlier row waiting for a retry is left out, so that chat stays in order.
+        """
+        earlier = aliased(OutboxRow)
+        held = exists().where(
+            earlier.chat_id == OutboxRow.chat_id,
+            earlier.state == "pending",
+            earlier.id < OutboxRow.id,
+            earlier.next_attempt_at > now,
+        )
+        stmt = (
+            select(OutboxRow)
+            .where(
+                OutboxRow.state == "pending",
+                OutboxRow.id > after,
+                OutboxRow.due_at <= now,
+                or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now),
+                ~held,
+            )
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        async with self._read() as session:
+            return [_item(row) for row in (await session.scalars(stmt)).all()]
+
+    async def get(self, row_id: int) -> OutboxItem | None:
+        async with self._read() as session:
+            row = await session.get(OutboxRow, row_id)
+            return _item(row) if row is not None else None
+
+    async def for_chat(self, chat_id: int, *, state: str | None = None) -> list[OutboxItem]:
+        """A chat's rows in send order (for tests and the admin's eyes; not paged)."""
+        stmt = select(OutboxRow).where(OutboxRow.chat_id == chat_id).order_by(OutboxRow.id)
+        if state is not None:
+            stmt = stmt.where(OutboxRow.state == state)
+        async with self._read() as session:
+            return [_item(row) for row in (await session.scalars(stmt)).all()]
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per state (pending, sent, failed, cancelled), for /stats."""
+        async with self._read() as session:
+            rows = await session.execute(
+                select(OutboxRow.state, func.count()).group_by(OutboxRow.state))
+            found: dict[str, int] = {state: int(count) for state, count in rows}
+        return {state: found.get(state, 0) for state in OUTBOX_STATES}
+
+    async def due_count(self, now: datetime) -> int:
+        """How many pending rows are due (retry holds ignored): a drain's expected work."""
+        async with self._read() as session:
+            return int(await session.scalar(
+                select(func.count()).select_from(OutboxRow).where(
+                    OutboxRow.state == "pending", OutboxRow.due_at <= now,
+                    or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now),
+                )) or 0)
+
+    # outcomes ---------------------------------------------------------------------------
+
+    async def mark_sent(self, row_id: int, message_id: int, *, at: datetime | None = None) -> None:
+        """Telegram accepted the message. Recorded whatever the row's state: it was sent."""
+        async with self._tx() as session:
+            await session.execute(
+                update(OutboxRow).where(OutboxRow.id == row_id).values(
+                    state="sent", message_id=message_id, sent_at=at or datetime.now(UTC),
+                    attempts=OutboxRow.attempts + 1, next_attempt_at=None)
+            )
+
+    async def mark_retry(self, row_id: int, error: str, next_at: datetime, *,
+                         count_attempt: bool = True) -> None:
+        """Keep the row pending until ``next_at``; flood waits pass count_attempt=False."""
+        values: dict[str, Any] = {"last_error": _error(error), "next_attempt_at": next_at}
+        if count_attempt:
+            values["attempts"] = OutboxRow.attempts + 1
+        async with self._tx() as session:
+            await session.execute(update(OutboxRow).where(
+                OutboxRow.id == row_id, OutboxRow.state == "pending").values(**values))
+
+    async def mark_failed(self, row_id: int, error: str) -> None:
+        """Give up on this row; it stays visible with its error."""
+        async with self._tx() as session:
+            await session.execute(update(OutboxRow).where(
+                OutboxRow.id == row_id, OutboxRow.state == "pending").values(
+                    state="failed", last_error=_error(error), attempts=OutboxRow.attempts + 1,
+                    next_attempt_at=None))
+
+    async def cancel(self, row_id: int, reason: str) -> bool:
+        """Cancel one pending row (its paper left the archive, ...)."""
+        async with self._tx() as session:
+            result = await session.execute(update(OutboxRow).where(
+                OutboxRow.id == row_id, OutboxRow.state == "pending").values(
+                    state="cancelled", last_error=_error(reason), next_attempt_at=None))
+            return _rowcount(result) == 1
+
+    async def cancel_chat(self, chat_id: int, reason: str = "chat is gone") -> int:
+        """Cancel every pending row of a chat; returns how many."""
+        async with self._tx() as session:
+            result = await session.execute(update(OutboxRow).where(
+                OutboxRow.chat_id == chat_id, OutboxRow.state == "pending").values(
+                    state="cancelled", last_error=_error(reason), next_attempt_at=None))
+            return _rowcount(result)
+
+    async def move_chat(self, old_id: int, new_id: int) -> int:
+        """A group became a supergroup: its rows, history included, move to the new id.
+
+        History moves too, so the supergroup is not sent what the group already got. A
+        "new" row whose paper the new id already has stays behind (cancelled if pending).
+        Returns how many pending rows moved.
+        """
+        async with self._tx(lock=True) as session:
+            there = (select(OutboxRow.arxiv_id).where(
+                OutboxRow.chat_id == new_id, OutboxRow.reason == "new",
+                OutboxRow.arxiv_id.is_not(None)).scalar_subquery())
+            movable = or_(OutboxRow.reason != "new", OutboxRow.arxiv_id.is_(None),
+                          OutboxRow.arxiv_id.not_in(there))
+            pending = int(await session.scalar(
+                select(func.count()).select_from(OutboxRow).where(
+                    OutboxRow.chat_id == old_id, OutboxRow.state == "pending", movable)) or 0)
+            await session.execute(update(OutboxRow).where(
+                OutboxRow.chat_id == old_id, movable).values(chat_id=new_id))
+            await session.execute(update(OutboxRow).where(
+                OutboxRow.chat_id == old_id, OutboxRow.state == "pending").values(
+                    state="cancelled", last_error=f"chat migrated to {new_id}, which has it",
+                    next_attempt_at=None))
+            return pending
+
+    # the lease ---------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease until ``now + ttl``; False while someone else holds it.
+
+        One conditional UPDATE (free once expired, or already ours), else a first-time
+        INSERT that loses quietly to a concurrent one: atomic on both backends.
+        """
+        expires = now + ttl
+        async with self._tx() as session:
+            result = await session.execute(
+                update(LeaseRow)
+                .where(LeaseRow.name == name,
+                       or_(LeaseRow.expires_at < now, LeaseRow.owner == owner))
+                .values(owner=owner, expires_at=expires)
+            )
+            if _rowcount(result) == 1:
+                return True
+            result = await session.execute(
+                _insert(session, _leases).values(name=name, owner=owner, expires_at=expires)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            return _rowcount(result) == 1
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up (only if ours), so the next sender need not wait for expiry."""
+        async with self._tx() as session:
+            await session.execute(delete(LeaseRow).where(LeaseRow.name == name,
+                                                         LeaseRow.owner == owner))
+
+    async def lease_holder(self, name: str, now: datetime) -> str | None:
+        """Who holds the lease at ``now`` (None if nobody), for /stats."""
+        async with self._read() as session:
+            row = await session.get(LeaseRow, name)
+            return row.owner if row is not None and row.expires_at >= now else None

@@ -1,0 +1,122 @@
+"""The Telegram side of delivery: send one Outgoing with python-telegram-bot.
+
+Rate limiting is python-telegram-bot's AIORateLimiter, configured on the Application
+that owns the bot: it throttles the whole bot and each group and waits out 429s
+(``max_retries``). This module only turns a message into ``send_message`` arguments (the
+same preview and keyboard as bot.tg.cards, so deliveries look like command replies) and
+Telegram's answers into the exceptions of bot.services.ports:
+
+==============================================  ==========================================
+Telegram says                                   raised here (delivery then ...)
+==============================================  ==========================================
+ChatMigrated (group upgraded to supergroup)     ChatMigrated (moves the rows, resends)
+RetryAfter (429 the rate limiter let through)   FloodWait (row waits, never dropped)
+Forbidden (403: blocked, kicked, deactivated)   ChatGone (deactivates, cancels the rows)
+BadRequest: chat not found, no rights to send,  ChatGone: the chat cannot receive anything
+  message thread not found, PEER_ID_INVALID       from us until someone acts (/start)
+BadRequest, anything else                       MessageRejected (resent as plain text;
+  (can't parse entities, too long, empty, a       if that is refused too, the row fails
+  button or preview Telegram refuses)             with the error)
+TimedOut, NetworkError, 5xx, other errors       TransientSendError (retry with backoff)
+InvalidToken                                    not caught: a configuration error
+==============================================  ==========================================
+
+Other BadRequests are treated as a problem of the message rather than of the chat
+because that is what a card can get wrong (a URL Telegram dislikes, an entity); the
+plain-text resend drops formatting, buttons and preview, so it only fails when the
+chat itself refuses, and then the row fails visibly instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import timedelta
+from typing import Final
+
+from telegram import Bot, LinkPreviewOptions
+from telegram import error as tg_error
+from telegram.constants import ParseMode
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.domain.models import Chat
+from bot.domain.rendering import Card
+from bot.errors import ChatGone
+from bot.services.ports import (
+    ChatMigrated,
+    FloodWait,
+    MessageRejected,
+    Outgoing,
+    TransientSendError,
+)
+from bot.tg.cards import preview_options
+from bot.tg.keyboards import markup
+
+__all__ = ["TelegramSender"]
+
+_GONE: Final = (
+    "chat not found",
+    "peer_id_invalid",
+    "need administrator rights",
+    "not enough rights to send",
+    "have no rights to send",
+    "chat_write_forbidden",
+    "message thread not found",
+    "topic_deleted",
+    "topic_closed",
+)
+"""BadRequest descriptions that mean the chat, not the message, is the problem."""
+
+
+def _retry_seconds(exc: tg_error.RetryAfter) -> float:
+    with warnings.catch_warnings():  # int vs timedelta, see PTB_TIMEDELTA
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TelegramSender:
+    """Implements bot.services.ports.Sender with ``bot.send_message``."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def send(self, chat: Chat, message: Outgoing) -> int:
+        """Send and return the message id; failures as described in the module docstring."""
+        if message.html is None:
+            text, parse_mode, keyboard = message.plain_fallback, None, None
+            preview = LinkPreviewOptions(is_disabled=True)
+        else:
+            # The same Bot API shape as a card sent in reply to a command (bot.tg.cards).
+            card = Card(message.html, message.preview_url, message.buttons)
+            text, parse_mode, preview = card.html, ParseMode.HTML, preview_options(card)
+            try:
+                keyboard = markup(card.buttons)
+            except ValueError as exc:  # callback data Telegram would refuse
+                raise MessageRejected(f"bad button: {exc}") from exc
+        try:
+            sent = await self._bot.send_message(
+                chat_id=chat.chat_id,
+                text=text,
+                parse_mode=parse_mode,
+                link_preview_options=preview,
+                reply_markup=keyboard,
+                message_thread_id=chat.thread_id,
+            )
+        except tg_error.ChatMigrated as exc:
+            raise ChatMigrated(chat.chat_id, int(exc.new_chat_id)) from exc
+        except tg_error.RetryAfter as exc:
+            raise FloodWait(_retry_seconds(exc)) from exc
+        except tg_error.Forbidden as exc:
+            raise ChatGone(chat.chat_id, exc.message) from exc
+        except tg_error.BadRequest as exc:
+            described = exc.message.casefold()
+            if any(marker in described for marker in _GONE):
+                raise ChatGone(chat.chat_id, exc.message) from exc
+            raise MessageRejected(exc.message) from exc
+        except tg_error.TimedOut as exc:
+            raise TransientSendError(f"timed out: {exc.message}") from exc
+        except tg_error.InvalidToken:
+            raise
+        except tg_error.TelegramError as exc:  # NetworkError (5xx, dropped connections), ...
+            raise TransientSendError(exc.message or type(exc).__name__) from exc
+        return sent.message_id

@@ -1,0 +1,707 @@
+"""Delivery over a real database with a fake sender and a settable clock.
+
+The fake sender records what would have reached Telegram and fails on demand, so every
+rule of the delivery issue is checked from the outside: who gets what, in which order,
+when, and what a failure does to the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.domain.models import Chat, IngestReport, Paper
+from bot.domain.tgtext import utf16_len
+from bot.errors import ChatGone
+from bot.services.delivery import (
+    Delivery,
+    DrainReport,
+    next_daily,
+    plain_text,
+    render_header,
+    retry_delay,
+)
+from bot.services.ingest import Ingestor
+from bot.services.ports import (
+    ChatMigrated,
+    FloodWait,
+    MessageRejected,
+    Outgoing,
+    Sender,
+    TransientSendError,
+)
+from bot.storage.chats import ChatRepo
+from bot.storage.engine import make_engine, make_sessionmaker, migrate
+from bot.storage.outbox import LEASE_SENDER, OutboxRepo
+from bot.storage.repository import ArchiveRepo
+from tests.fixtures.expected import FIXTURE_DIR, SAME_DAY_TWO_TOPICS_ID, TWO_VERSIONS_ID
+from tests.storage.conftest import BACKENDS, PG_URL, _wipe_postgres
+from tests.storage.factories import make_digest, make_paper, state_of
+
+T0 = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
+DAY1 = date(2024, 6, 1)
+DAY2 = date(2024, 6, 2)
+
+
+# --------------------------------------------------------------------------- fakes
+
+
+class Killed(BaseException):
+    """The process dies: not an Exception, so nothing on the way may swallow it."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    chat_id: int
+    message: Outgoing
+    message_id: int
+
+    @property
+    def text(self) -> str:
+        return self.message.html if self.message.html is not None else self.message.plain_fallback
+
+
+@dataclass
+class FakeSender:
+    """Records sends; fails per chat from a script, by a rule, or dies after N sends."""
+
+    log: list[Sent] = field(default_factory=list)
+    failures: dict[int, list[Exception]] = field(default_factory=dict)
+    rule: Callable[[Chat, Outgoing], Exception | None] | None = None
+    kill_after: int | None = None
+    overlap: int | None = None  # hold sends until this many are in flight at once
+    inflight: int = 0
+    max_inflight: int = 0
+    calls: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _mine: int = 0
+    _crowd: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def fail(self, chat_id: int, *errors: Exception) -> None:
+        self.failures.setdefault(chat_id, []).extend(errors)
+
+    async def send(self, chat: Chat, message: Outgoing) -> int:
+        self.calls += 1
+        self.inflight += 1
+        self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            if self.overlap is not None:
+                if self.inflight >= self.overlap:
+                    self._crowd.set()
+                await self._crowd.wait()
+            await asyncio.sleep(0)  # a real send yields to the event loop
+            queued = self.failures.get(chat.chat_id)
+            if queued:
+                raise queued.pop(0)
+            if self.rule is not None:
+                error = self.rule(chat, message)
+                if error is not None:
+                    raise error
+            sent = Sent(chat.chat_id, message, next(self._ids))
+            self.log.append(sent)
+            self._mine += 1
+            if self.kill_after is not None and self._mine >= self.kill_after:
+                raise Killed  # Telegram has the message, the outbox never hears of it
+            return sent.message_id
+        finally:
+            self.inflight -= 1
+
+    def to(self, chat_id: int) -> list[str]:
+        return [s.text for s in self.log if s.chat_id == chat_id]
+
+
+class FakeClock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.t = now
+
+    def now(self) -> datetime:
+        return self.t
+
+    def advance(self, **delta: float) -> None:
+        self.t += timedelta(**delta)
+
+
+# --------------------------------------------------------------------------- the world
+
+
+@pytest.fixture(params=BACKENDS)
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'delivery.db'}"
+    else:
+        await _wipe_postgres(PG_URL)
+        url = PG_URL
+    engine = make_engine(url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+@dataclass
+class World:
+    archive: ArchiveRepo
+    chats: ChatRepo
+    outbox: OutboxRepo
+    sender: FakeSender
+    clock: FakeClock
+
+    def delivery(self, owner: str = "A", sender: Sender | None = None, **options: object
+                 ) -> Delivery:
+        settings: dict[str, object] = {
+            "default_tz": "UTC", "default_daily_time": time(9, 0),
+            "blog_base_url": "https://blog.example.org", "owner": owner,
+            "private_gap": 0.0, "group_gap": 0.0,
+        }
+        settings.update(options)
+        return Delivery(self.archive, self.chats, self.outbox, sender or self.sender,
+                        self.clock, **settings)  # type: ignore[arg-type]
+
+    async def publish(self, topic: str, day: date, *papers: Paper) -> list[tuple[str, str]]:
+        """Store a digest; return its new appearances, as an IngestReport would."""
+        digest = make_digest(topic, day, papers)
+        result = await self.archive.store_digest(digest, state_of(digest))
+        return [(arxiv_id, result.path) for arxiv_id in result.new_appearances]
+
+    async def chat(self, chat_id: int, *tags: str, everything: bool = False,
+                   kind: str = "private", **settings: object) -> Chat:
+        await self.chats.ensure(chat_id, kind, f"chat {chat_id}")
+        chat = await self.chats.subscribe(chat_id, tags, everything=everything)
+        if settings:
+            chat = await self.chats.update_settings(chat_id, **settings)
+        return chat
+
+
+@pytest.fixture
+def world(engine: AsyncEngine) -> World:
+    sessions = make_sessionmaker(engine)
+    return World(ArchiveRepo(sessions), ChatRepo(sessions), OutboxRepo(sessions), FakeSender(),
+                 FakeClock())
+
+
+def paper(n: int, title: str | None = None, **fields: object) -> Paper:
+    return make_paper(f"2406.{n:05d}", title=title or f"Paper number {n}", **fields)  # type: ignore[arg-type]
+
+
+def kinds(texts: list[str]) -> list[str]:
+    """Headers as "H:<topic> <n>", cards as their title."""
+    out = []
+    for text in texts:
+        if text.startswith("📚"):
+            topic = text.split("<b>")[1].split("</b>")[0]
+            count = text.rsplit("· ", 1)[1].split()[0]
+            out.append(f"H:{topic} {count}")
+        else:
+            out.append(text.split("<b>")[1].split("</b>")[0] if "<b>" in text else text)
+    return out
+
+
+# --------------------------------------------------------------------------- who gets what
+
+
+async def test_one_delivery_per_chat_across_topics_days_and_versions(world: World) -> None:
+    p1, p2, p3 = paper(1), paper(2), paper(3)
+    new = await world.publish("NeRF", DAY1, p1, p2)
+    new += await world.publish("3DGS", DAY1, p2, p3)
+    await world.chat(1, "NeRF", "3DGS")
+    await world.chat(2, "3DGS")
+    await world.chat(3, everything=True)
+    await world.chats.ensure(4, "private")  # follows nothing
+    delivery = world.delivery()
+
+    assert await delivery.enqueue_new(new) == 5 + 3 + 5
+    assert await delivery.enqueue_new(new) == 0  # idempotent
+    report = await delivery.drain()
+    assert (report.sent, report.failed, report.pending_left) == (13, 0, 0)
+
+    both = ["H:3DGS 2", "Paper number 2", "Paper number 3", "H:NeRF 1", "Paper number 1"]
+    assert kinds(world.sender.to(1)) == both
+    assert kinds(world.sender.to(2)) == ["H:3DGS 2", "Paper number 2", "Paper number 3"]
+    assert kinds(world.sender.to(3)) == both
+    assert world.sender.to(4) == []
+    card = world.sender.to(1)[1]
+    assert "#3DGS" in card
+    assert "#NeRF" in card
+
+    # The next day: p2 again in a new version, and a new p4.
+    later = await world.publish("NeRF", DAY2, make_paper("2406.00002", 2, title="Paper v2"),
+                                paper(4))
+    world.clock.advance(days=1)
+    assert await delivery.enqueue_new(IngestReport(new_appearances=later)) == 2 * 2
+    await delivery.drain()
+    assert kinds(world.sender.to(1))[5:] == ["H:NeRF 1", "Paper number 4"]
+    assert kinds(world.sender.to(2))[3:] == []  # 3DGS only: nothing new there
+    assert kinds(world.sender.to(3))[5:] == ["H:NeRF 1", "Paper number 4"]
+
+
+async def test_header_per_digest_then_cards_in_digest_order(world: World) -> None:
+    papers = [paper(n) for n in (5, 3, 9, 1)]
+    new = await world.publish("Talking Head Generation", DAY1, *papers)
+    await world.chat(1, "talking head generation")  # tags match ignoring case
+    await world.delivery().enqueue_new(new)
+    await world.delivery().drain()
+    texts = world.sender.to(1)
+    assert texts[0] == ("📚 <b>Talking Head Generation</b> · 2024-06-01 · 4 new papers")
+    assert kinds(texts)[1:] == [f"Paper number {n}" for n in (5, 3, 9, 1)]
+    rows = await world.outbox.for_chat(1)
+    assert [r.state for r in rows] == ["sent"] * 5
+    assert [r.message_id for r in rows] == [s.message_id for s in world.sender.log]
+
+
+async def test_keyword_filters_and_tag_choices(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1, "Gaussian fields"),
+                              paper(2, "Neural radiance for robots"),
+                              paper(3, "Gaussian robots"))
+    new += await world.publish("3DGS", DAY1, paper(4, "Gaussian splats"))
+    await world.chat(1, "NeRF", include=("gaussian",))
+    await world.chat(2, "NeRF", exclude=("robot",))
+    await world.chat(3, "NeRF", include=("gaussian",), exclude=("robot",))
+    await world.chat(4, "Diffusion")
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    await delivery.drain()
+    assert kinds(world.sender.to(1)) == ["H:NeRF 2", "Gaussian fields", "Gaussian robots"]
+    assert kinds(world.sender.to(2)) == ["H:NeRF 1", "Gaussian fields"]
+    assert kinds(world.sender.to(3)) == ["H:NeRF 1", "Gaussian fields"]
+    assert world.sender.to(4) == []
+
+
+async def test_the_fixture_folder_end_to_end(world: World) -> None:
+    """A real ingest of the fixture digests: every paper reaches an all-topics chat once."""
+    await world.chat(1, everything=True)
+    report = await Ingestor(world.archive, FIXTURE_DIR, settle_seconds=0).scan()
+    delivery = world.delivery()
+    written = await delivery.enqueue_new(report)
+    drained = await delivery.drain()
+    assert drained.sent == written
+    assert drained.failed == drained.pending_left == 0
+    cards = [s for s in world.sender.log if not s.text.startswith("📚")]
+    ids = {a for a, _ in report.new_appearances}
+    assert len(cards) == len(ids)
+    for arxiv_id in (SAME_DAY_TWO_TOPICS_ID, TWO_VERSIONS_ID):
+        assert sum(f"/abs/{arxiv_id}" in s.text for s in cards) == 1
+    assert (await world.outbox.counts())["sent"] == written
+
+
+# --------------------------------------------------------------------------- when
+
+
+def test_next_daily_uses_the_local_calendar_across_dst() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    # Saturday before the spring change: tomorrow 08:00 is CEST (UTC+2), not now + 24 h.
+    assert next_daily(datetime(2024, 3, 30, 10, 0, tzinfo=UTC), time(8, 0), berlin) == \
+        datetime(2024, 3, 31, 6, 0, tzinfo=UTC)
+    # Still before today's time: today.
+    assert next_daily(datetime(2024, 3, 30, 6, 59, tzinfo=UTC), time(8, 0), berlin) == \
+        datetime(2024, 3, 30, 7, 0, tzinfo=UTC)
+    # Exactly at the time: now.
+    at = datetime(2024, 3, 30, 7, 0, tzinfo=UTC)
+    assert next_daily(at, time(8, 0), berlin) == at
+    # 02:30 does not exist on 2024-03-31 in Berlin: it is read as 03:30 CEST.
+    assert next_daily(datetime(2024, 3, 30, 23, 0, tzinfo=UTC), time(2, 30), berlin) == \
+        datetime(2024, 3, 31, 1, 30, tzinfo=UTC)
+    # 02:30 happens twice on 2024-10-27: the first one (CEST).
+    assert next_daily(datetime(2024, 10, 26, 23, 0, tzinfo=UTC), time(2, 30), berlin) == \
+        datetime(2024, 10, 27, 0, 30, tzinfo=UTC)
+    # Autumn: the day after the change, 08:00 is UTC+1 again.
+    assert next_daily(datetime(2024, 10, 27, 12, 0, tzinfo=UTC), time(8, 0), berlin) == \
+        datetime(2024, 10, 28, 7, 0, tzinfo=UTC)
+    tokyo = ZoneInfo("Asia/Tokyo")  # local date ahead of UTC
+    assert next_daily(datetime(2024, 6, 1, 23, 30, tzinfo=UTC), time(9, 0), tokyo) == \
+        datetime(2024, 6, 2, 0, 0, tzinfo=UTC)
+
+
+async def test_daily_chats_get_their_rows_at_their_next_daily_time(world: World) -> None:
+    world.clock.t = datetime(2024, 3, 30, 10, 0, tzinfo=UTC)
+    new = await world.publish("NeRF", date(2024, 3, 30), paper(1), paper(2))
+    await world.chat(1, "NeRF", mode="daily", daily_time="08:00", timezone="Europe/Berlin")
+    await world.chat(2, "NeRF", mode="daily")  # operator defaults: 09:00 in Asia/Shanghai
+    await world.chat(3, "NeRF", mode="daily", timezone="Not/AZone")  # falls back to defaults
+    await world.chat(4, "NeRF")  # instant
+    delivery = world.delivery(default_tz="Asia/Shanghai", default_daily_time=time(9, 0))
+    await delivery.enqueue_new(new)
+
+    due = {r.chat_id: r.due_at for r in await world.outbox.due(datetime(2030, 1, 1, tzinfo=UTC))}
+    assert due[1] == datetime(2024, 3, 31, 6, 0, tzinfo=UTC)
+    assert due[2] == due[3] == datetime(2024, 3, 31, 1, 0, tzinfo=UTC)
+    assert due[4] == world.clock.t
+
+    assert (await delivery.drain()).sent == 3
+    assert {s.chat_id for s in world.sender.log} == {4}
+    world.clock.t = datetime(2024, 3, 31, 5, 59, 59, tzinfo=UTC)
+    assert (await delivery.drain()).sent == 6  # chats 2 and 3
+    world.clock.t = datetime(2024, 3, 31, 6, 0, tzinfo=UTC)
+    report = await delivery.drain()
+    assert (report.sent, report.pending_left) == (3, 0)
+    assert kinds(world.sender.to(1)) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+
+
+async def test_a_day_without_new_papers_sends_nothing(world: World) -> None:
+    await world.chat(1, "NeRF")
+    delivery = world.delivery()
+    assert await delivery.enqueue_new(IngestReport()) == 0
+    assert await delivery.enqueue_new([]) == 0
+    # A digest of a topic nobody follows is nothing new for anyone either.
+    assert await delivery.enqueue_new(await world.publish("Elsewhere", DAY1, paper(1))) == 0
+    assert await delivery.drain() == DrainReport()
+    assert world.sender.log == []
+
+
+async def test_rows_a_chat_no_longer_wants_are_cancelled_when_due(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1, "Gaussian fields"), paper(2))
+    await world.chat(1, "NeRF")
+    await world.chat(2, "NeRF")
+    delivery = world.delivery()
+    assert await delivery.enqueue_new(new) == 6
+    await world.chats.unsubscribe(1, ["NeRF"])
+    await world.chats.update_settings(2, exclude=("gaussian",))
+    report = await delivery.drain()
+    assert (report.sent, report.cancelled) == (2 + 1, 2 + 1)  # headers still go
+    assert kinds(world.sender.to(2)) == ["H:NeRF 2", "Paper number 2"]
+    assert {r.last_error for r in await world.outbox.for_chat(1, state="cancelled")} == {
+        "the chat no longer follows this paper"}
+
+
+# --------------------------------------------------------------------------- failures
+
+
+async def test_flood_wait_keeps_the_row_and_its_chat_waits(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1), paper(2))
+    await world.chat(1, "NeRF")
+    await world.chat(2, "NeRF")
+    world.sender.fail(1, FloodWait(30))
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    report = await delivery.drain()
+    assert (report.sent, report.retried, report.failed, report.pending_left) == (3, 1, 0, 3)
+    assert world.sender.to(1) == []
+    header = (await world.outbox.for_chat(1))[0]
+    assert (header.state, header.attempts) == ("pending", 0)  # a wait is not an attempt
+    assert header.next_attempt_at == T0 + timedelta(seconds=30)
+    world.clock.advance(seconds=29)
+    assert (await delivery.drain()).sent == 0  # the whole chat keeps waiting, in order
+    world.clock.advance(seconds=1)
+    assert (await delivery.drain()).sent == 3
+    assert kinds(world.sender.to(1)) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+
+
+async def test_transient_errors_retry_with_backoff_then_fail_and_count(
+    world: World, caplog: pytest.LogCaptureFixture,
+) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1))
+    await world.chat(1, "NeRF")
+    world.sender.fail(1, *(TransientSendError("Bad Gateway") for _ in range(5)))
+    delivery = world.delivery(max_attempts=5)
+    await delivery.enqueue_new(new)
+    for attempt in range(1, 5):
+        report = await delivery.drain()
+        assert (report.sent, report.retried, report.failed) == (0, 1, 0)
+        header = (await world.outbox.for_chat(1))[0]
+        assert header.attempts == attempt
+        assert header.next_attempt_at == world.clock.now() + retry_delay(attempt)
+        world.clock.advance(seconds=retry_delay(attempt).total_seconds())
+    with caplog.at_level(logging.ERROR):
+        report = await delivery.drain()
+    assert (report.sent, report.failed) == (1, 1)  # the header failed, the card went
+    assert "giving up on outbox row" in caplog.text
+    rows = await world.outbox.for_chat(1)
+    assert [(r.state, r.last_error) for r in rows] == [("failed", "Bad Gateway"), ("sent", None)]
+    assert (await world.outbox.counts())["failed"] == 1
+    assert retry_delay(1) == timedelta(minutes=1)
+    assert retry_delay(20) == timedelta(hours=1)
+
+
+async def test_a_blocked_chat_is_deactivated_and_its_rows_cancelled(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1), paper(2))
+    await world.chat(1, "NeRF")
+    await world.chat(2, "NeRF")
+    world.sender.fail(1, ChatGone(1, "Forbidden: bot was blocked by the user"))
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    report = await delivery.drain()
+    assert (report.sent, report.cancelled, report.pending_left) == (3, 3, 0)
+    chat = await world.chats.get(1)
+    assert chat is not None
+    assert (chat.active, chat.disabled_reason) == (False, "Forbidden: bot was blocked by the user")
+    assert {r.state for r in await world.outbox.for_chat(1)} == {"cancelled"}
+    assert world.sender.calls == 4  # one try for chat 1, nothing after it
+    # Inactive chats are not even queued for later digests.
+    assert await delivery.enqueue_new(await world.publish("NeRF", DAY2, paper(3))) == 2
+
+
+async def test_a_migrated_group_moves_and_gets_everything_there(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1), paper(2))
+    await world.chat(-100, "NeRF", kind="group")
+    world.sender.rule = lambda chat, _m: (
+        ChatMigrated(-100, -100_777) if chat.chat_id == -100 else None)
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    report = await delivery.drain()
+    assert (report.sent, report.migrated, report.pending_left) == (3, 1, 0)
+    assert world.sender.to(-100) == []
+    assert kinds(world.sender.to(-100_777)) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+    assert await world.chats.get(-100) is None
+    moved = await world.chats.get(-100_777)
+    assert moved is not None
+    assert (moved.kind, moved.tags) == ("supergroup", ("NeRF",))
+    # What the group got counts for the supergroup.
+    assert await delivery.enqueue_new(new) == 0
+
+
+async def test_a_rejected_card_is_resent_as_plain_text(
+    world: World, caplog: pytest.LogCaptureFixture,
+) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1, "Fields & <friends>"))
+    await world.chat(1, "NeRF")
+    world.sender.rule = lambda chat, m: (
+        MessageRejected("Can't parse entities: unclosed tag") if not m.is_plain
+        and "friends" in (m.html or "") else None)
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    with caplog.at_level(logging.ERROR):
+        report = await delivery.drain()
+    assert (report.sent, report.plain, report.failed) == (2, 1, 0)
+    card = world.sender.log[1].message
+    assert card.is_plain
+    assert card.buttons == ()
+    assert card.preview_url is None
+    assert card.plain_fallback.startswith("Fields & <friends>")
+    assert "BUG: Telegram refused outbox row" in caplog.text
+    assert all(r.levelno == logging.ERROR for r in caplog.records if "BUG" in r.message)
+
+
+async def test_plain_text_is_refused_too_then_the_row_fails(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1))
+    await world.chat(1, "NeRF")
+    world.sender.rule = lambda _c, _m: MessageRejected("Bad Request: something about this chat")
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    report = await delivery.drain()
+    assert (report.sent, report.failed, report.pending_left) == (0, 2, 0)
+    assert world.sender.calls == 4  # each row: formatted, then plain
+    assert {r.state for r in await world.outbox.for_chat(1)} == {"failed"}
+
+
+def test_plain_text_strips_tags_and_fits() -> None:
+    assert plain_text("<b>bold</b> &amp; <i>more") == "bold & more"  # malformed: stripped
+    assert plain_text("<b>ok</b> &lt;tag&gt;") == "ok <tag>"
+    assert plain_text("<b> </b>", "Title\nhttps://arxiv.org/abs/1") == (
+        "Title\nhttps://arxiv.org/abs/1")
+    assert plain_text("") == "…"
+    long = plain_text("<b>" + "𝒙" * 5000 + "</b>")
+    assert utf16_len(long) <= 4096
+    assert long.endswith("…")
+    assert render_header("A<B", "2024-06-01", 1, lang="zh", reason="repost") == (
+        "📚 <b>A&lt;B</b> · 2024-06-01 · 1 篇论文")
+
+
+async def test_paper_gone_or_chat_gone_before_sending_cancels(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1))
+    new += await world.publish("3DGS", DAY1, paper(2))
+    await world.chat(1, "NeRF", "3DGS")
+    await world.chat(2, "NeRF")
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    await world.archive.delete_file(new[1][1])  # 3DGS digest deleted: paper 2 left
+    await world.chats.deactivate(2, "user pressed /stop")
+    report = await delivery.drain()
+    assert (report.sent, report.cancelled) == (3, 3)
+    assert kinds(world.sender.to(1)) == ["H:3DGS 1", "H:NeRF 1", "Paper number 1"]
+    assert [r.last_error for r in await world.outbox.for_chat(2)] == [
+        "chat is inactive: user pressed /stop"] * 2
+
+
+async def test_cards_are_rendered_when_sent_with_current_settings(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1, abstract="We study things."))
+    await world.chat(1, "NeRF")
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    await world.chats.update_settings(1, style="compact", lang="zh")
+    await delivery.drain()
+    header, card = world.sender.to(1)
+    assert header.endswith("1 篇新论文")
+    assert "<blockquote" not in card
+    assert "We study things" not in card
+    sent = world.sender.log[1].message
+    assert [b.text for row in sent.buttons for b in row] == ["arXiv", "📄 PDF", "📝 博客"]
+    assert "https://blog.example.org/2024-06-01/NeRF/" in card
+
+
+# --------------------------------------------------------------------------- reposts
+
+
+async def test_reposts_resend_what_was_delivered(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1), paper(2))
+    await world.chat(1, "NeRF")
+    await world.chat(2, "3DGS")
+    await world.chats.ensure(3, "private")  # follows nothing, named by the admin
+    await world.chats.ensure(4, "private")
+    await world.chats.deactivate(4, "blocked")
+    delivery = world.delivery()
+    await delivery.enqueue_new(new)
+    await delivery.drain()
+    digest = await world.archive.digest_papers(new[0][1])
+    assert digest is not None
+    assert await delivery.enqueue_repost([digest]) == 3  # to chat 1 only
+    assert await delivery.enqueue_repost([digest.papers[1]], chat_ids=[3, 4, 99]) == 1
+    await delivery.drain()
+    assert kinds(world.sender.to(1)) == ["H:NeRF 2", "Paper number 1", "Paper number 2"] * 2
+    assert world.sender.to(1)[3].endswith("2 papers")
+    assert kinds(world.sender.to(3)) == ["Paper number 2"]  # bare papers: no header
+    assert world.sender.to(2) == world.sender.to(4) == []
+
+
+# --------------------------------------------------------------------------- one sender
+
+
+async def test_no_drain_while_another_owner_holds_the_lease(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1))
+    await world.chat(1, "NeRF")
+    delivery = world.delivery(owner="B")
+    await delivery.enqueue_new(new)
+    assert await world.outbox.acquire_lease(LEASE_SENDER, "A", T0, timedelta(seconds=60))
+    report = await delivery.drain()
+    assert report == DrainReport(locked=True, pending_left=2)
+    assert world.sender.log == []
+    world.clock.advance(seconds=61)  # A died: its lease runs out
+    assert (await delivery.drain()).sent == 2
+    assert await world.outbox.lease_holder(LEASE_SENDER, world.clock.now()) is None  # released
+
+
+async def test_concurrent_drains_send_everything_once(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, *(paper(n) for n in range(1, 6)))
+    for chat_id in range(1, 21):
+        await world.chat(chat_id, "NeRF")
+    first = world.delivery(owner="A")
+    await first.enqueue_new(new)
+    second = world.delivery(owner="B")
+    reports = await asyncio.gather(first.drain(), second.drain(), first.drain())
+    assert sum(r.sent for r in reports) == 20 * 6
+    assert [r.locked for r in reports].count(False) == 1
+    assert len({(s.chat_id, s.text) for s in world.sender.log}) == len(world.sender.log) == 120
+
+
+async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1))
+    for chat_id in range(1, 11):
+        await world.chat(chat_id, "NeRF")
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def slow_first(chat: Chat, message: Outgoing) -> int:
+        entered.set()
+        await gate.wait()
+        return await FakeSender.send(world.sender, chat, message)
+
+    sender = FakeSender(log=world.sender.log)
+    sender.send = slow_first  # type: ignore[method-assign]
+    stalled = world.delivery(owner="A", sender=sender, workers=1,
+                             lease_ttl=timedelta(milliseconds=30))  # renewed every 10 ms
+    await stalled.enqueue_new(new)
+    draining = asyncio.create_task(stalled.drain())
+    await entered.wait()  # A holds the lease and is sending
+    world.clock.advance(seconds=1)  # A stalls past its lease, B takes over
+    assert await world.outbox.acquire_lease(LEASE_SENDER, "B", world.clock.now(),
+                                            timedelta(seconds=60))
+    noticed = asyncio.Event()
+
+    class Notice(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "the sender lease was taken over" in record.getMessage():
+                noticed.set()
+
+    watcher = Notice()
+    logging.getLogger("bot.services.delivery").addHandler(watcher)
+    try:
+        async with asyncio.timeout(5):  # A's renewal notices within a few ms
+            await noticed.wait()
+    finally:
+        logging.getLogger("bot.services.delivery").removeHandler(watcher)
+    gate.set()
+    report = await draining
+    assert report.sent <= 1  # at most what was in flight
+    assert await world.outbox.lease_holder(LEASE_SENDER, world.clock.now()) == "B"
+    rest = await world.delivery(owner="B").drain()
+    assert report.sent + rest.sent == 20
+    assert len({(s.chat_id, s.text) for s in world.sender.log}) == len(world.sender.log) == 20
+
+
+async def test_a_crash_mid_drain_loses_nothing_and_repeats_at_most_one(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1), paper(2))
+    chat_ids = list(range(1, 13))
+    for chat_id in chat_ids:
+        await world.chat(chat_id, "NeRF")
+    world.sender.kill_after = 10
+    dying = world.delivery(owner="A", workers=4)
+    assert await dying.enqueue_new(new) == 36
+    with pytest.raises(Killed):
+        await dying.drain()
+    # The process died holding the lease; nothing is marked for the killed send.
+    await world.outbox.acquire_lease(LEASE_SENDER, "A", world.clock.now(), timedelta(seconds=60))
+    assert (await world.outbox.counts())["sent"] == 9
+    survivor = world.delivery(owner="B", sender=FakeSender(log=world.sender.log))
+    assert (await survivor.drain()).locked
+    world.clock.advance(seconds=61)
+    report = await survivor.drain()
+    assert (report.sent, report.pending_left) == (27, 0)
+    log = world.sender.log
+    assert len(log) - len({(s.chat_id, s.text) for s in log}) <= 1
+    for chat_id in chat_ids:
+        texts = world.sender.to(chat_id)
+        unique = [t for i, t in enumerate(texts) if t not in texts[:i]]
+        assert kinds(unique) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+async def test_sends_overlap_across_chats_but_each_chat_stays_in_order(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1), paper(2))
+    for chat_id in range(1, 41):
+        await world.chat(chat_id, "NeRF")
+    world.sender.overlap = 8  # every send waits until 8 are in flight at once
+    delivery = world.delivery(workers=8)
+    await delivery.enqueue_new(new)
+    async with asyncio.timeout(10):  # a serial drain would wait forever
+        report = await delivery.drain()
+    assert report.sent == 120
+    assert world.sender.max_inflight == 8
+    for chat_id in range(1, 41):
+        assert kinds(world.sender.to(chat_id)) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+
+
+async def test_small_pages_and_buffers_still_send_every_row_in_order(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, *(paper(n) for n in range(1, 8)))
+    for chat_id in range(1, 6):
+        await world.chat(chat_id, "NeRF")
+    seen: list[tuple[int, int, int]] = []
+    delivery = world.delivery(workers=2, page_size=3, chat_buffer=2)
+    await delivery.enqueue_new(new)
+    report = await delivery.drain(progress=lambda s, f, t: seen.append((s, f, t)))
+    assert (report.sent, report.pending_left) == (40, 0)
+    expected = ["H:NeRF 7", *(f"Paper number {n}" for n in range(1, 8))]
+    for chat_id in range(1, 6):
+        assert kinds(world.sender.to(chat_id)) == expected
+    assert seen[-1] == (40, 0, 40)
+
+
+async def test_an_outage_pauses_the_drain_instead_of_burning_every_row(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1))
+    for chat_id in range(1, 31):
+        await world.chat(chat_id, "NeRF")
+    world.sender.rule = lambda _c, _m: TransientSendError("Network is unreachable")
+    delivery = world.delivery(workers=4)
+    await delivery.enqueue_new(new)
+    report = await delivery.drain()
+    assert report.sent == report.failed == 0
+    assert 4 <= report.retried <= 8  # the streak, plus sends already under way
+    rows = await world.outbox.due(datetime(2030, 1, 1, tzinfo=UTC), limit=1000)
+    assert sum(r.attempts > 0 for r in rows) == report.retried
+    assert len(rows) == 60
