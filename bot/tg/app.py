@@ -16,11 +16,13 @@ from telegram.ext import (
     ChatMemberHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
     InlineQueryHandler,
     MessageHandler,
     filters,
 )
 
+from bot.config import Settings
 from bot.tg.commands import publish_commands
 from bot.tg.deps import Deps
 from bot.tg.handlers.admin import Admin
@@ -36,21 +38,37 @@ log = logging.getLogger(__name__)
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
+SEND_RATE = 28
+"""Messages a second overall: just under Telegram's 30, leaving room for replies."""
 
 
-def build_application(deps: Deps, **builder_options: Any) -> AnyApp:
-    """The Application for these services, pointed at BOT_API_URL, flood-controlled."""
-    settings = deps.settings
+
+def rate_limiter() -> AIORateLimiter:
+    """Telegram's limits: ~30 messages a second overall, 20 a minute into one group.
+
+    A bucket of one refilled 28 times a second: aiolimiter's default bucket of 30 lets 60
+    messages through in the first second and bursts again after every pause, which is
+    exactly what earns 429s.
+    """
+    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / SEND_RATE,
+                          group_max_rate=20, group_time_period=60, max_retries=5)
+
+
+def make_bot(settings: Settings, polling: PollingRequest) -> ExtBot[int]:
+    """The bot object, pointed at BOT_API_URL and flood-controlled.
+
+    Built before the Application so the delivery service can hold it too.
+    """
     api = settings.bot_api_url
-    polling = PollingRequest(connection_pool_size=1)
-    builder = (
-        Application.builder()
-        .token(settings.telegram_token)
-        .base_url(f"{api}/bot")
-        .base_file_url(f"{api}/file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=5))
-        .get_updates_request(polling)
-    )
+    return ExtBot(settings.telegram_token, base_url=f"{api}/bot",
+                  base_file_url=f"{api}/file/bot", rate_limiter=rate_limiter(),
+                  get_updates_request=polling)
+
+
+def build_application(deps: Deps, bot: ExtBot[int], polling: PollingRequest,
+                      **builder_options: Any) -> AnyApp:
+    """The Application around that bot, with every handler registered."""
+    builder = Application.builder().bot(bot)
     for name, value in builder_options.items():
         getattr(builder, name)(value)
     app = builder.build()
@@ -87,7 +105,7 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     settings_menu = SettingsMenu(deps)
     app.add_handler(CommandHandler("settings", settings_menu.settings))
     app.add_handler(CallbackQueryHandler(settings_menu.button, pattern=r"^st:"))
-    admin = Admin(deps)
+    admin = Admin(deps, delivery_counts=deps.outbox.counts)
     app.add_handler(CommandHandler("stats", admin.stats))
     app.add_handler(CommandHandler("rescan", admin.rescan))
 

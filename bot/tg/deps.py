@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.config import Settings
+from bot.services.delivery import Delivery
 from bot.services.ingest import Ingestor
 from bot.services.scan import ScanStatus
 from bot.storage.chats import ChatRepo
+from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
 
 
@@ -19,6 +21,8 @@ class Deps:
     archive: ArchiveRepo
     chats: ChatRepo
     ingestor: Ingestor
+    outbox: OutboxRepo
+    delivery: Delivery
     scan_status: ScanStatus = field(default_factory=ScanStatus)
 
     def is_operator(self, user_id: int | None) -> bool:

@@ -1,8 +1,9 @@
 """The real paperfeed Application, on a real archive, against the fake Bot API server.
 
 Every end-to-end test of the bot starts here: the fixture folder is ingested into a
-fresh SQLite file, the Application is built exactly as `paperfeed run` builds it (only
-BOT_API_URL points at the loopback server), and polling runs until the test ends.
+fresh SQLite file, everything is built by `bot.runner.assemble` exactly as `paperfeed
+run` builds it (only BOT_API_URL points at the loopback server), and polling runs until
+the test ends. Jobs are not registered: tests scan and drain when they choose to.
 """
 
 from __future__ import annotations
@@ -15,14 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from bot.config import Settings
-from bot.services.ingest import Ingestor
-from bot.storage.chats import ChatRepo
-from bot.storage.engine import make_engine, make_sessionmaker, migrate
-from bot.storage.repository import ArchiveRepo
-from bot.tg.app import AnyApp, build_application, startup
+from bot.runner import assemble
+from bot.storage.engine import migrate
+from bot.tg.app import AnyApp, startup
 from bot.tg.deps import Deps
 from tests.fixtures.expected import FIXTURE_DIR
 from tests.tg.botapi_server import FakeBotApi
@@ -44,9 +41,8 @@ class BotUnderTest:
         await settle(self.server, self.app)
 
 
-def make_deps(tmp_path: Path, server: FakeBotApi, **settings: Any) -> tuple[Deps, AsyncEngine]:
-    """Services on a fresh database; `digest_dir=` points the settings *and* the Ingestor
-    at another folder (used as it is), else the fixtures are copied to tmp_path/digests."""
+def make_settings(tmp_path: Path, server: FakeBotApi, **settings: Any) -> Settings:
+    """Settings for a bot on a fresh database; the fixture folder unless `digest_dir=`."""
     digest_dir = Path(settings.pop("digest_dir", tmp_path / "digests"))
     if not digest_dir.exists():
         shutil.copytree(FIXTURE_DIR, digest_dir)
@@ -60,26 +56,19 @@ def make_deps(tmp_path: Path, server: FakeBotApi, **settings: Any) -> tuple[Deps
         "admin_ids": frozenset({OPERATOR_ID}),
     }
     values.update(settings)
-    config = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-    engine = make_engine(config.database_url)
-    sessions = make_sessionmaker(engine)
-    archive = ArchiveRepo(sessions)
-    deps = Deps(config, archive, ChatRepo(sessions),
-                Ingestor(archive, digest_dir, blog_base_url=config.blog_base_url))
-    return deps, engine
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @asynccontextmanager
 async def running_bot(tmp_path: Path, server: FakeBotApi, *, ingest: bool = True,
                       **settings: Any) -> AsyncIterator[BotUnderTest]:
-    deps, engine = make_deps(tmp_path, server, **settings)
-    await migrate(engine)
+    parts = assemble(make_settings(tmp_path, server, **settings))
+    await migrate(parts.engine)
     if ingest:
-        await deps.ingestor.scan()
-    app = build_application(deps)
+        await parts.deps.ingestor.scan()
     try:
-        async with running_application(app, server):
-            await startup(app, deps)
-            yield BotUnderTest(server, app, deps, deps.settings.digest_dir)
+        async with running_application(parts.app, server):
+            await startup(parts.app, parts.deps)
+            yield BotUnderTest(server, parts.app, parts.deps, parts.deps.settings.digest_dir)
     finally:
-        await engine.dispose()
+        await parts.engine.dispose()
