@@ -195,6 +195,21 @@ class _Group:
     papers: tuple[ArchivedPaper, ...]
 
 
+def _groups(papers: Sequence[DigestPapers] | Sequence[ArchivedPaper]) -> list[_Group]:
+    """Digests keep their header; bare papers go together without one."""
+    groups: list[_Group] = []
+    loose: list[ArchivedPaper] = []
+    for item in papers:
+        if isinstance(item, DigestPapers):
+            if item.papers:
+                groups.append(_Group(item.path, item.topic, item.date, item.papers))
+        else:
+            loose.append(item)
+    if loose:
+        groups.append(_Group(None, "", None, tuple(loose)))
+    return groups
+
+
 # --------------------------------------------------------------------------- drain state
 
 
@@ -365,6 +380,15 @@ class Delivery:
         groups.sort(key=lambda g: (g.day or date.min, g.topic.casefold(), g.path or ""))
         return await self._enqueue(chats, groups, reason="new", follow=True)
 
+    async def repost_audience(
+        self, papers: Sequence[DigestPapers] | Sequence[ArchivedPaper]
+    ) -> list[Chat]:
+        """The subscribers a repost to "all" would reach, so the admin can confirm first."""
+        groups = _groups(papers)
+        now = self._clock.now()
+        return [chat for chat in await self._chats.subscribers()
+                if self._plan(chat, groups, reason="repost", follow=True, due=now)]
+
     async def enqueue_repost(
         self,
         papers: Sequence[DigestPapers] | Sequence[ArchivedPaper],
@@ -377,16 +401,7 @@ class Delivery:
         named chats get everything (inactive or unknown ones are skipped). Due now, also
         for daily chats: a repost is an explicit request.
         """
-        groups: list[_Group] = []
-        loose: list[ArchivedPaper] = []
-        for item in papers:
-            if isinstance(item, DigestPapers):
-                if item.papers:
-                    groups.append(_Group(item.path, item.topic, item.date, item.papers))
-            else:
-                loose.append(item)
-        if loose:
-            groups.append(_Group(None, "", None, tuple(loose)))
+        groups = _groups(papers)
         if not groups:
             return 0
         if chat_ids is None:

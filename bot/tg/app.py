@@ -29,6 +29,7 @@ from bot.tg.handlers.admin import Admin
 from bot.tg.handlers.browse import Browse
 from bot.tg.handlers.inline import Inline
 from bot.tg.handlers.membership import Membership
+from bot.tg.handlers.repost import Repost
 from bot.tg.handlers.settings import SettingsMenu
 from bot.tg.handlers.start import Start
 from bot.tg.handlers.subscriptions import Subscriptions
@@ -108,6 +109,9 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     admin = Admin(deps, delivery_counts=deps.outbox.counts)
     app.add_handler(CommandHandler("stats", admin.stats))
     app.add_handler(CommandHandler("rescan", admin.rescan))
+    repost = Repost(deps)
+    app.add_handler(CommandHandler("repost", repost.repost))
+    app.add_handler(CallbackQueryHandler(repost.confirm, pattern=r"^rp:"))
 
     # Fallbacks last: anything no handler above took.
     app.add_handler(MessageHandler(filters.COMMAND, start.unknown_command))

@@ -10,7 +10,7 @@ from telegram.error import TelegramError
 
 from bot.domain.models import Chat
 from bot.tg.deps import Deps
-from bot.tg.texts import lang_of
+from bot.tg.texts import COMMON, lang_of, tr
 
 log = logging.getLogger(__name__)
 
@@ -71,4 +71,19 @@ def thread_of(update: Update) -> int | None:
     message = update.effective_message
     if message is not None and message.is_topic_message:
         return message.message_thread_id
+    return None
+
+
+async def require_operator(update: Update, deps: Deps, command: str) -> str | None:
+    """The chat's language if the sender is an operator; else refuse, log, and None."""
+    message = update.effective_message
+    assert message is not None
+    chat = await current_chat(update, deps)
+    user = update.effective_user
+    user_id = user.id if user else None
+    if deps.is_operator(user_id):
+        return chat.lang
+    log.warning("user %s tried /%s in chat %s but is not an operator", user_id, command,
+                chat.chat_id)
+    await message.reply_text(tr(COMMON, chat.lang, "operators_only"))
     return None

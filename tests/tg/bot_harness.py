@@ -37,8 +37,8 @@ class BotUnderTest:
     deps: Deps
     digest_dir: Path
 
-    async def settle(self) -> None:
-        await settle(self.server, self.app)
+    async def settle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        await settle(self.server, self.app, timeout)
 
 
 def make_settings(tmp_path: Path, server: FakeBotApi, **settings: Any) -> Settings:

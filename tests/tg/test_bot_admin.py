@@ -120,13 +120,13 @@ async def test_strangers_are_refused_and_logged(bot: BotUnderTest,
     mallory = s.user("Mallory")
     chat = s.private_chat(mallory)
     add_digest(bot, "2024-06-03/NeRF.md", NEW_DIGEST)
-    with caplog.at_level(logging.WARNING, logger="bot.tg.handlers.admin"):
+    with caplog.at_level(logging.WARNING, logger="bot.tg.chats"):
         s.send_command(chat, mallory, "/stats")
         s.send_command(chat, mallory, "/rescan")
         await bot.settle()
     for reply in s.sent_to(chat.id):
         assert "for the bot's operators" in (reply.plain_text or "")
-    refusals = [r for r in caplog.records if r.name == "bot.tg.handlers.admin"
+    refusals = [r for r in caplog.records if r.name == "bot.tg.chats"
                 and r.levelno == logging.WARNING]
     assert len(refusals) == 2
     assert all(str(mallory.id) in r.getMessage() for r in refusals)

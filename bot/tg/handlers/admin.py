@@ -20,9 +20,9 @@ from telegram.ext import ContextTypes
 from bot.domain.models import CHAT_KINDS, IngestReport
 from bot.domain.tgtext import escape, truncate
 from bot.services.scan import scan_once
-from bot.tg.chats import current_chat
+from bot.tg.chats import require_operator
 from bot.tg.deps import Deps
-from bot.tg.texts import COMMON, tr
+from bot.tg.texts import tr
 
 log = logging.getLogger(__name__)
 
@@ -119,25 +119,11 @@ class Admin:
         self.on_new_papers = on_new_papers
         self.clock = clock
 
-    async def _operator(self, update: Update, command: str) -> str | None:
-        """The chat's language if the sender is an operator; else refuse, log and None."""
-        message = update.effective_message
-        assert message is not None
-        chat = await current_chat(update, self.deps)
-        user = update.effective_user
-        user_id = user.id if user else None
-        if self.deps.is_operator(user_id):
-            return chat.lang
-        log.warning("user %s tried /%s in chat %s but is not an operator", user_id, command,
-                    chat.chat_id)
-        await message.reply_text(tr(COMMON, chat.lang, "operators_only"))
-        return None
-
     # -- /stats ----------------------------------------------------------------------
 
     async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Subscribers, archive size, last scan and deliveries, in one message."""
-        lang = await self._operator(update, "stats")
+        lang = await require_operator(update, self.deps, "stats")
         if lang is None:
             return
         message = update.effective_message
@@ -218,7 +204,7 @@ class Admin:
 
     async def rescan(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Scan the folder now and say what was found; then hand new papers on."""
-        lang = await self._operator(update, "rescan")
+        lang = await require_operator(update, self.deps, "rescan")
         if lang is None:
             return
         message = update.effective_message
