@@ -142,21 +142,33 @@ class Subscriptions:
                                      tr(TEXTS, chat.lang, "all"), tr(TEXTS, chat.lang, "none")),
         )
 
-    async def subscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/subscribe [all | tag …] or, for operators, /subscribe @channel [tags]."""
+    async def _common(self, update: Update, context: ContextTypes.DEFAULT_TYPE, *,
+                      subscribe: bool) -> tuple[Message, Chat, list[str]] | None:
+        """What /subscribe and /unsubscribe share: channels, rights, the bare keyboard.
+
+        Returns the message, chat and arguments when there is still a choice to apply.
+        """
         message = update.effective_message
         assert message is not None
         chat = await current_chat(update, self.deps)
         args = context.args or []
         if args and args[0].startswith("@"):
-            await self._channel(update, context, chat, args[0], args[1:], subscribe=True)
-            return
+            await self._channel(update, context, chat, args[0], args[1:], subscribe=subscribe)
+            return None
         if not await may_manage(update, context.bot, self.deps):
             await message.reply_text(tr(COMMON, chat.lang, "admins_only"))
-            return
+            return None
         if not args:
             await self.show_toggles(update, chat)
+            return None
+        return message, chat, args
+
+    async def subscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/subscribe [all | tag …] or, for operators, /subscribe @channel [tags]."""
+        found = await self._common(update, context, subscribe=True)
+        if found is None:
             return
+        message, chat, args = found
         if args[0].lower() in EVERYTHING:
             chat = await self.deps.chats.subscribe(chat.chat_id, everything=True,
                                                    thread_id=thread_of(update))
@@ -172,19 +184,10 @@ class Subscriptions:
 
     async def unsubscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/unsubscribe [all | tag …]; without arguments the toggle keyboard."""
-        message = update.effective_message
-        assert message is not None
-        chat = await current_chat(update, self.deps)
-        args = context.args or []
-        if args and args[0].startswith("@"):
-            await self._channel(update, context, chat, args[0], args[1:], subscribe=False)
+        found = await self._common(update, context, subscribe=False)
+        if found is None:
             return
-        if not await may_manage(update, context.bot, self.deps):
-            await message.reply_text(tr(COMMON, chat.lang, "admins_only"))
-            return
-        if not args:
-            await self.show_toggles(update, chat)
-            return
+        message, chat, args = found
         if args[0].lower() in EVERYTHING:
             await self.deps.chats.unsubscribe(chat.chat_id, everything=True)
             await message.reply_text(tr(TEXTS, chat.lang, "unsubscribed_all"))
