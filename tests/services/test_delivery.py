@@ -43,8 +43,8 @@ from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import LEASE_SENDER, OutboxRepo
 from bot.storage.repository import ArchiveRepo
+from tests.conftest import BACKENDS, PG_URL, wipe_postgres
 from tests.fixtures.expected import FIXTURE_DIR, SAME_DAY_TWO_TOPICS_ID, TWO_VERSIONS_ID
-from tests.storage.conftest import BACKENDS, PG_URL, _wipe_postgres
 from tests.storage.factories import make_digest, make_paper, state_of
 
 T0 = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
@@ -138,7 +138,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'delivery.db'}"
     else:
-        await _wipe_postgres(PG_URL)
+        await wipe_postgres(PG_URL)
         url = PG_URL
     engine = make_engine(url)
     await migrate(engine)

@@ -1,34 +1,20 @@
-"""A real, migrated database per test.
+"""A real, migrated database per test, on each backend under test.
 
-SQLite in tmp_path always; set PAPERFEED_TEST_PG_URL (an empty PostgreSQL database
-the tests may wipe) to run every storage test on PostgreSQL as well.
+SQLite in tmp_path always; PostgreSQL as well when PAPERFEED_TEST_PG_URL is set (see
+tests/conftest.py, which also makes CI fail without it).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.repository import ArchiveRepo
-
-PG_URL = os.environ.get("PAPERFEED_TEST_PG_URL", "")
-BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
-
-
-async def _wipe_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
+from tests.conftest import BACKENDS, PG_URL, wipe_postgres
 
 
 @pytest.fixture(params=BACKENDS)
@@ -37,7 +23,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}"
     else:
-        await _wipe_postgres(PG_URL)
+        await wipe_postgres(PG_URL)
         yield PG_URL
 
 
