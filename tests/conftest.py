@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Final
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bot.storage.engine import make_engine, make_sessionmaker, migrate
+from bot.storage.repository import ArchiveRepo
 
 PG_ENV: Final = "PAPERFEED_TEST_PG_URL"
 PG_URL: Final = os.environ.get(PG_ENV, "").strip()
@@ -90,3 +95,28 @@ def pytest_report_header(config: pytest.Config) -> str:
     shown = make_url(PG_URL).render_as_string(hide_password=True)
     version = _seen.get("version", "?")
     return f"database backends: sqlite, postgresql {version} ({shown})"
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database of each backend under test."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}"
+    else:
+        await wipe_postgres(PG_URL)
+        yield PG_URL
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database migrated to head."""
+    engine = make_engine(database_url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def repo(engine: AsyncEngine) -> ArchiveRepo:
+    """The archive repository on the migrated database."""
+    return ArchiveRepo(make_sessionmaker(engine))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -70,11 +69,9 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def archive(tmp_path: Path) -> AsyncIterator[ArchiveRepo]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}")
-    await migrate(engine)
-    yield ArchiveRepo(make_sessionmaker(engine))
-    await engine.dispose()
+def archive(repo: ArchiveRepo) -> ArchiveRepo:
+    """The archive on each backend under test (tests/conftest.py)."""
+    return repo
 
 
 @pytest.fixture
