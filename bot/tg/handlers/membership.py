@@ -59,5 +59,9 @@ class Membership:
         if message is None or message.migrate_to_chat_id is None:
             return
         moved = await self.deps.chats.migrate(message.chat.id, message.migrate_to_chat_id)
+        # Queued deliveries follow the chat; left under the old id, the drain would find
+        # no chat there and cancel them. (A no-op if delivery already moved them.)
+        rows = await self.deps.outbox.move_chat(message.chat.id, message.migrate_to_chat_id)
         if moved is not None:
-            log.info("chat %s migrated to %s", message.chat.id, moved.chat_id)
+            log.info("chat %s migrated to %s (%d queued deliveries moved)", message.chat.id,
+                     moved.chat_id, rows)
