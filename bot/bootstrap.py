@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,18 +40,29 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
 
 class _RedactToken(logging.Filter):
-    """Keeps the bot token out of every log line (httpx logs request URLs)."""
+    """Keeps the bot token out of every log line: messages (httpx logs request URLs) and
+    tracebacks (PTB's InvalidToken quotes it), plain or percent-encoded."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
-        self.token = token
+        self.secrets = tuple(dict.fromkeys(t for t in (token, quote(token, safe="")) if t))
+
+    def _redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "<token>")
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.token:
-            message = record.getMessage()
-            if self.token in message:
-                record.msg = message.replace(self.token, "<token>")
-                record.args = None
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        redacted = self._redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
         return True
 
 

@@ -260,6 +260,20 @@ def run() -> None:
     run_bot(settings)
 
 
+@app.command()
+def doctor() -> None:
+    """Check the settings, database, digest folder and bot token; exit 1 if one fails."""
+    from bot.doctor import doctor as diagnose  # imports telegram: only this command needs it
+    from bot.doctor import failed
+
+    checks = asyncio.run(diagnose())
+    for check in checks:
+        style = {True: "green", False: "red", None: "yellow"}[check.ok]
+        out.print(check.line(), markup=False, emoji=False, highlight=False, style=style)
+    if failed(checks):
+        raise typer.Exit(1)
+
+
 # --- preview: a digest's cards as they would be sent -----------------------------------
 
 

@@ -6,17 +6,25 @@ Bad values fail at start with one line naming the variable, never a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+WEBHOOK_SECRET_RULE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+"""Telegram's rule for setWebhook's secret_token (it refuses anything else)."""
+
+HEALTH_PATH = "/healthz"
+"""Where the bot's HTTP server answers health checks; a webhook path may not take it."""
 
 
 class Settings(BaseSettings):
@@ -36,6 +44,11 @@ class Settings(BaseSettings):
     daily_time: time = time(9, 0)
     blog_base_url: str | None = None
     log_level: str = "INFO"
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: str | None = Field(default=None, repr=False, validate_default=True)
+    health_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -93,12 +106,55 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return text.rstrip("/")
 
+    @field_validator("webhook_url", "webhook_secret", "health_port", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """`.env.example` lists every variable, so an empty value must mean "not set"."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip()
+        parts = urlsplit(text)
+        # Telegram delivers only to HTTPS; TLS may end at a reverse proxy in front of us.
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be the public https:// URL Telegram posts updates to")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a ?query or #fragment (its path is served as is)")
+        if parts.path.rstrip("/") == HEALTH_PATH:
+            raise ValueError(f"its path must not be {HEALTH_PATH}, where health checks are served")
+        return text
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Required with WEBHOOK_URL: without it anyone who finds the URL can post updates."""
+        if value is None:
+            if info.data.get("webhook_url"):
+                raise ValueError("required when WEBHOOK_URL is set (1-256 characters of "
+                                 "A-Z a-z 0-9 _ -; e.g. python -c \"import secrets; "
+                                 "print(secrets.token_urlsafe(32))\")")
+            return None
+        if not WEBHOOK_SECRET_RULE.fullmatch(value):
+            raise ValueError("must be 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_db(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @property
+    def webhook_path(self) -> str:
+        """The path of WEBHOOK_URL: where the webhook server takes Telegram's POSTs."""
+        return urlsplit(self.webhook_url or "").path or "/"
 
     @property
     def tz(self) -> ZoneInfo:

@@ -2,20 +2,26 @@
 
 `assemble` builds the engine, repositories, services, the bot and the Application once,
 wires the scan to delivery, and is used as is by the end-to-end tests; `run_bot` adds
-the jobs and hands control to python-telegram-bot's run loop.
+the jobs and runs the bot: by long polling (python-telegram-bot's run loop), or, when
+WEBHOOK_URL is set, as a webhook server that also answers /healthz (see bot.health).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
+from telegram.error import InvalidToken, TelegramError
 
 from bot.config import Settings
 from bot.domain.models import IngestReport
@@ -26,12 +32,17 @@ from bot.services.ports import SystemClock
 from bot.services.scan import ScanStatus
 from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
-from bot.storage.outbox import OutboxRepo
+from bot.storage.outbox import LEASE_SENDER, OutboxRepo
 from bot.storage.repository import ArchiveRepo
 from bot.tg.app import AnyApp, build_application, make_bot, startup
 from bot.tg.deps import Deps
 from bot.tg.polling import PollingRequest
 from bot.tg.sender import TelegramSender
+
+if TYPE_CHECKING:
+    import tornado.web
+
+    from bot.health import HealthCheck, HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +70,7 @@ def assemble(settings: Settings, **builder_options: Any) -> Assembly:
         archive, chats, outbox, TelegramSender(bot), SystemClock(),
         default_tz=settings.timezone, default_daily_time=settings.daily_time,
         blog_base_url=settings.blog_base_url,
-        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        owner=sender_owner(),
     )
     deps = Deps(settings, archive, chats, ingestor, outbox, delivery, ScanStatus())
 
@@ -72,23 +83,186 @@ def assemble(settings: Settings, **builder_options: Any) -> Assembly:
     return Assembly(engine, deps, app)
 
 
+class _CannotStart(Exception):
+    """Start-up failed for a reason one log line explains (a port taken, a URL refused)."""
+
+
+def sender_owner() -> str:
+    """`host:pid:random`: unique per process, and says where the process ran."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+async def reclaim_dead_lease(outbox: OutboxRepo) -> str | None:
+    """Release the sender lease of a process on this host that is no longer running.
+
+    After a crash or `kill -9` the lease would block the restarted bot until it expires;
+    a holder on another host (or a live one here) is left alone. Returns the owner freed.
+    """
+    holder = await outbox.lease_holder(LEASE_SENDER, datetime.now(UTC))
+    if holder is None:
+        return None
+    host, _, rest = holder.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or _alive(int(pid_text)):
+        return None
+    await outbox.release_lease(LEASE_SENDER, holder)
+    log.warning("took over the sender lease of %s, which is no longer running", holder)
+    return holder
+
+
 def run_bot(settings: Settings) -> None:
-    """Run until interrupted (Ctrl-C, SIGTERM); the database is migrated first."""
+    """Run until interrupted (Ctrl-C, SIGTERM); the database is migrated first.
+
+    Webhook mode when WEBHOOK_URL is set, long polling otherwise. A failure to start is
+    one CRITICAL line and exit status 1, never a traceback: a rejected token in
+    particular, because python-telegram-bot's own message for it quotes the token.
+    """
+    try:
+        if settings.webhook_url:
+            asyncio.run(_serve_webhook(settings))
+        else:
+            _run_polling(settings)
+    except InvalidToken:
+        log.critical("Telegram rejected TELEGRAM_TOKEN (getMe answered Unauthorized); check "
+                     "it with @BotFather, and BOT_API_URL (%s)", settings.bot_api_url)
+        raise SystemExit(1) from None
+    except _CannotStart as exc:
+        log.critical("%s", exc)
+        raise SystemExit(1) from None
+
+
+async def _prepare(parts: Assembly) -> None:
+    """Once connected, before updates flow: migrate, warn about the folder, publish menus."""
+    settings = parts.deps.settings
+    await migrate(parts.engine)
+    await reclaim_dead_lease(parts.deps.outbox)
+    if not settings.digest_dir.is_dir():
+        log.warning("digest folder %s does not exist yet; scanning it every %ss anyway",
+                    settings.digest_dir, settings.scan_interval)
+    await startup(parts.app, parts.deps)
+    log.info("paperfeed running as @%s", parts.app.bot.username)
+
+
+def _http() -> ModuleType:
+    """bot.health, imported only when an HTTP server is wanted: tornado comes with PTB's
+    `webhooks` extra, and polling without HEALTH_PORT (and `assemble`) must not need it."""
+    try:
+        import bot.health
+    except ImportError as exc:
+        raise _CannotStart(f"WEBHOOK_URL and HEALTH_PORT need tornado ({exc}); install "
+                           "python-telegram-bot[webhooks]") from None
+    return bot.health
+
+
+def _health_check(parts: Assembly) -> HealthCheck:
+    async def check() -> tuple[int, dict[str, Any]]:
+        result: tuple[int, dict[str, Any]] = await _http().health(
+            parts.engine, parts.deps.outbox, parts.deps.scan_status)
+        return result
+
+    return check
+
+
+def _listen(web: tornado.web.Application, listen: str, port: int, what: str) -> HttpServer:
+    """Start one HTTP server now; a taken port becomes one line, not a traceback."""
+    try:
+        server: HttpServer = _http().HttpServer.start(web, listen, port)
+    except OSError as exc:
+        raise _CannotStart(f"the {what} cannot listen on {listen}:{port}: "
+                           f"{exc.strerror or exc}") from None
+    return server
+
+
+def _run_polling(settings: Settings) -> None:
+    """Long polling; /healthz on HEALTH_PORT when it is set."""
     holder: list[Assembly] = []
+    servers: list[HttpServer] = []
 
     async def post_init(app: AnyApp) -> None:
         parts = holder[0]
-        await migrate(parts.engine)
-        if not settings.digest_dir.is_dir():
-            log.warning("digest folder %s does not exist yet; scanning it every %ss anyway",
-                        settings.digest_dir, settings.scan_interval)
-        await startup(app, parts.deps)
-        log.info("paperfeed running as @%s", app.bot.username)
+        await _prepare(parts)
+        if settings.health_port is not None:
+            server = _listen(_http().web_app(_health_check(parts)), settings.webhook_listen,
+                             settings.health_port, "health server")
+            servers.append(server)
+            log.info("health server listening on %s:%d (GET /healthz)", server.listen,
+                     server.port)
 
     async def post_shutdown(app: AnyApp) -> None:
+        for server in servers:
+            await server.stop()
         await holder[0].engine.dispose()
 
     parts = assemble(settings, post_init=post_init, post_shutdown=post_shutdown)
     holder.append(parts)
     register_jobs(parts.app, parts.deps)
     parts.app.run_polling(allowed_updates=Update.ALL_TYPES)
+
+
+async def _serve_webhook(settings: Settings) -> None:
+    """Webhook mode: our tornado server takes Telegram's POSTs and answers /healthz.
+
+    PTB's `run_webhook` runs a server with the webhook route only, so this is PTB's
+    "custom webhook server" pattern instead: the Application runs without an Updater,
+    the server (bot.health) checks the secret header and queues each Update, and
+    setWebhook is called here with the secret and every update type. The webhook is
+    left set on exit, so Telegram keeps the updates that arrive during a restart.
+    """
+    http = _http()
+    url, secret = settings.webhook_url, settings.webhook_secret
+    if url is None or secret is None:  # pragma: no cover - Settings guarantees both
+        raise _CannotStart("WEBHOOK_URL and WEBHOOK_SECRET must both be set")
+    parts = assemble(settings, updater=None)
+    register_jobs(parts.app, parts.deps)
+    app = parts.app
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    servers: list[HttpServer] = []
+    try:
+        async with app:  # initialize (getMe, so a bad token fails here) ... shutdown
+            await _prepare(parts)
+            await app.start()
+            try:
+                check = _health_check(parts)
+                route = http.WebhookRoute(settings.webhook_path, app, secret)
+                webhook = _listen(http.web_app(check, route), settings.webhook_listen,
+                                  settings.webhook_port, "webhook server")
+                servers.append(webhook)
+                extra_port = settings.health_port
+                if extra_port is not None and extra_port != settings.webhook_port:
+                    servers.append(_listen(http.web_app(check), settings.webhook_listen,
+                                           extra_port, "health server"))
+                try:
+                    await app.bot.set_webhook(url, secret_token=secret,
+                                              allowed_updates=Update.ALL_TYPES)
+                except InvalidToken:
+                    raise
+                except TelegramError as exc:
+                    raise _CannotStart(f"setWebhook failed for WEBHOOK_URL {url}: {exc}") from None
+                log.info("webhook server listening on %s:%d (POST %s, GET /healthz); "
+                         "Telegram posts to %s", webhook.listen, webhook.port,
+                         settings.webhook_path, url)
+                for extra in servers[1:]:
+                    log.info("health server listening on %s:%d (GET /healthz)", extra.listen,
+                             extra.port)
+                await stop.wait()
+            finally:
+                for server in servers:
+                    await server.stop()
+                await app.stop()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await parts.engine.dispose()

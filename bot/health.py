@@ -1,0 +1,256 @@
+"""`/healthz` for process managers, and the small HTTP server that hosts it.
+
+Why an endpoint: a supervisor (Docker, systemd, Kubernetes) only sees that the process
+is alive; it cannot tell a bot whose database went away from a healthy one. `health`
+answers that from what the running bot already holds: the engine, the outbox and the
+last scan. It returns 503 only when the database is unreachable, because that is the one
+state a restart may fix; a failed scan or an unexpected schema is "degraded" (200), for
+a human to look at, since restarting would not help.
+
+Why the webhook route lives here too: in webhook mode Telegram's POSTs and the health
+checks share one tornado server (one port to open, one process to watch), so the
+server is built in one place. It is PTB's "custom webhook server" pattern: the
+Application runs without an Updater and this handler puts each Update on its queue.
+tornado is what PTB's own webhook server uses (the `webhooks` extra), so it adds no
+dependency.
+
+`python -m bot.health` is the container health probe: it asks the running bot's
+`/healthz` and exits 0 when healthy (or when no health server is configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cache
+from http import HTTPStatus
+from typing import Any, Final
+
+import tornado.web
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from bot.config import HEALTH_PATH, Settings, load_settings
+from bot.errors import ConfigError
+from bot.services.scan import ScanStatus
+from bot.storage.engine import current_revision, head_revision
+from bot.storage.outbox import OutboxRepo
+from bot.tg.app import AnyApp
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"
+"""The header Telegram sends WEBHOOK_SECRET in, with every update."""
+
+DB_TIMEOUT: Final = 5.0
+"""Seconds the database may take to answer before it counts as unreachable: a health
+check that hangs is worse than one that says "error"."""
+
+HealthCheck = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+@cache
+def _head() -> str:
+    """The newest migration this code ships (read from disk once, not per request)."""
+    return head_revision()
+
+
+async def health(
+    engine: AsyncEngine, outbox: OutboxRepo, scan_status: ScanStatus, *,
+    db_timeout: float = DB_TIMEOUT,
+) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and JSON body of `/healthz`.
+
+    ok: database reachable, schema at head, last scan (if any) succeeded → 200.
+    degraded: reachable, but the schema is not at head, the outbox cannot be counted or
+    the last scan failed → 200.
+    error: the database is unreachable (or slower than `db_timeout`) → 503.
+    """
+    head = _head()
+    current: str | None = None
+    counts: dict[str, int] | None = None
+    try:
+        async with asyncio.timeout(db_timeout):
+            current = await current_revision(engine)
+        reachable = True
+    except Exception as exc:  # any failure to answer means "unreachable" to a supervisor
+        log.warning("health check: database unreachable: %s", _first_line(exc))
+        reachable = False
+    if reachable and current is not None:  # never migrated: there is no outbox to count
+        try:
+            async with asyncio.timeout(db_timeout):
+                counts = await outbox.counts()
+        except Exception as exc:
+            log.warning("health check: cannot count the outbox: %s", _first_line(exc))
+    if not reachable:
+        status = "error"
+    elif current != head or counts is None or scan_status.last_error is not None:
+        status = "degraded"
+    else:
+        status = "ok"
+    body: dict[str, Any] = {
+        "status": status,
+        "database": {"reachable": reachable},
+        "migrations": {"current": current, "head": head},
+        "last_scan": scan_status.last_at.isoformat() if scan_status.last_at else None,
+        "last_scan_error": scan_status.last_error,
+        "outbox": ({"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)}
+                   if counts is not None else None),
+    }
+    code = HTTPStatus.OK if reachable else HTTPStatus.SERVICE_UNAVAILABLE
+    return int(code), body
+
+
+def _first_line(exc: BaseException) -> str:
+    """SQLAlchemy errors span lines (SQL, a link); a log line takes the first only."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+# --- the HTTP server --------------------------------------------------------------------
+
+
+class _HealthHandler(tornado.web.RequestHandler):
+    """GET /healthz: the JSON of `health`, never cached."""
+
+    def initialize(self, check: HealthCheck) -> None:
+        self._check = check
+
+    async def get(self) -> None:
+        code, body = await self._check()
+        self.set_status(code)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body))
+
+
+class _WebhookHandler(tornado.web.RequestHandler):
+    """POST <WEBHOOK_URL's path>: one Update from Telegram onto the Application's queue.
+
+    A request without the secret header, or with another value, gets 403 before its
+    body is even parsed: only Telegram knows WEBHOOK_SECRET.
+    """
+
+    SUPPORTED_METHODS = ("POST",)
+
+    def initialize(self, app: AnyApp, secret: str) -> None:
+        self._app = app
+        self._secret = secret.encode()
+
+    async def post(self) -> None:
+        given = self.request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, self._secret):  # constant time: no timing oracle
+            log.debug("webhook: refused a request without the right secret from %s",
+                      self.request.remote_ip)
+            raise tornado.web.HTTPError(HTTPStatus.FORBIDDEN)
+        try:
+            update = Update.de_json(json.loads(self.request.body), self._app.bot)
+        except Exception as exc:  # Telegram never sends this: log it, refuse it, carry on
+            log.warning("webhook: refused a body that is not an Update (%s)", _first_line(exc))
+            raise tornado.web.HTTPError(HTTPStatus.BAD_REQUEST) from None
+        self._app.bot.insert_callback_data(update)  # no-op unless arbitrary callback data
+        await self._app.update_queue.put(update)
+        self.set_status(HTTPStatus.OK)
+        self.finish()
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Requests at DEBUG: health probes every few seconds must not flood the log."""
+    request = handler.request
+    log.debug("%d %s %s %.1fms", handler.get_status(), request.method, request.path,
+              1000 * request.request_time())
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRoute:
+    """Where and for whom the webhook handler takes updates."""
+
+    path: str
+    app: AnyApp
+    secret: str
+
+
+def web_app(check: HealthCheck, webhook: WebhookRoute | None = None) -> tornado.web.Application:
+    """The tornado app: /healthz always, the webhook path when given."""
+    routes: list[Any] = [(HEALTH_PATH, _HealthHandler, {"check": check})]
+    if webhook is not None:
+        path = "/" + webhook.path.strip("/")
+        # Like PTB's own server: the path with or without a trailing slash.
+        pattern = "/" if path == "/" else rf"{re.escape(path)}/?"
+        routes.append((pattern, _WebhookHandler, {"app": webhook.app, "secret": webhook.secret}))
+    return tornado.web.Application(routes, log_function=_log_request)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpServer:
+    """A tornado HTTPServer bound to listen:port (port 0: one the OS picks)."""
+
+    server: HTTPServer
+    listen: str
+    port: int
+
+    @classmethod
+    def start(cls, app: tornado.web.Application, listen: str, port: int) -> HttpServer:
+        """Bind now, on the running event loop; OSError when the port is taken."""
+        sockets = bind_sockets(port, address=listen or None)
+        server = HTTPServer(app)
+        server.add_sockets(sockets)
+        return cls(server, listen, int(sockets[0].getsockname()[1]))
+
+    async def stop(self) -> None:
+        """Stop accepting, then close the connections still open (keep-alive clients)."""
+        self.server.stop()
+        await self.server.close_all_connections()
+
+
+# --- the container probe: python -m bot.health -------------------------------------------
+
+
+def probe_url(settings: Settings) -> str | None:
+    """The /healthz this configuration serves, seen from inside the same host or container.
+
+    HEALTH_PORT when set; else the webhook server's port in webhook mode; else None.
+    """
+    port = settings.health_port or (settings.webhook_port if settings.webhook_url else None)
+    if port is None:
+        return None
+    host = settings.webhook_listen
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}{HEALTH_PATH}"
+
+
+def probe(timeout: float = 5.0) -> int:
+    """Exit status for a HEALTHCHECK: 0 healthy or nothing to probe, 1 otherwise."""
+    try:
+        url = probe_url(load_settings())
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 1
+    if url is None:
+        return 0  # no health server configured: nothing to check
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            print(response.read().decode("utf-8", "replace"))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode("utf-8", "replace"), file=sys.stderr)
+    except OSError as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(probe())
