@@ -15,7 +15,6 @@ import signal
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from bot.domain.models import IngestReport
 from bot.scheduling import register_jobs
 from bot.services.delivery import Delivery
 from bot.services.ingest import Ingestor
+from bot.services.leader import LEASE_ACTIVE, ActiveInstance, reclaim_dead_lease
 from bot.services.ports import SystemClock
 from bot.services.scan import ScanStatus
 from bot.storage.chats import ChatRepo
@@ -54,10 +54,17 @@ class Assembly:
     engine: AsyncEngine
     deps: Deps
     app: AnyApp
+    active: ActiveInstance
 
 
-def assemble(settings: Settings, **builder_options: Any) -> Assembly:
-    """Build every part once; nothing connects until the Application starts."""
+def assemble(settings: Settings, *, elected: bool = False,
+             **builder_options: Any) -> Assembly:
+    """Build every part once; nothing connects until the Application starts.
+
+    ``elected``: delivery sends only while this process is the active instance (as
+    `paperfeed run` does, whose jobs hold the election); without it, as in the
+    in-process tests that call the services themselves, it always may.
+    """
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     archive = ArchiveRepo(sessions)
@@ -66,11 +73,14 @@ def assemble(settings: Settings, **builder_options: Any) -> Assembly:
     ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url)
     polling = PollingRequest(connection_pool_size=1)
     bot = make_bot(settings, polling)
+    owner = sender_owner()
+    active = ActiveInstance(outbox, owner, SystemClock())
     delivery = Delivery(
         archive, chats, outbox, TelegramSender(bot), SystemClock(),
         default_tz=settings.timezone, default_daily_time=settings.daily_time,
         blog_base_url=settings.blog_base_url,
-        owner=sender_owner(),
+        owner=owner,
+        may_send=(lambda: active.active) if elected else None,
     )
     deps = Deps(settings, archive, chats, ingestor, outbox, delivery, ScanStatus())
 
@@ -80,7 +90,7 @@ def assemble(settings: Settings, **builder_options: Any) -> Assembly:
 
     deps.scan_status.hooks.append(deliver_new)
     app = build_application(deps, bot, polling, **builder_options)
-    return Assembly(engine, deps, app)
+    return Assembly(engine, deps, app, active)
 
 
 class _CannotStart(Exception):
@@ -90,34 +100,6 @@ class _CannotStart(Exception):
 def sender_owner() -> str:
     """`host:pid:random`: unique per process, and says where the process ran."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-async def reclaim_dead_lease(outbox: OutboxRepo) -> str | None:
-    """Release the sender lease of a process on this host that is no longer running.
-
-    After a crash or `kill -9` the lease would block the restarted bot until it expires;
-    a holder on another host (or a live one here) is left alone. Returns the owner freed.
-    """
-    holder = await outbox.lease_holder(LEASE_SENDER, datetime.now(UTC))
-    if holder is None:
-        return None
-    host, _, rest = holder.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or _alive(int(pid_text)):
-        return None
-    await outbox.release_lease(LEASE_SENDER, holder)
-    log.warning("took over the sender lease of %s, which is no longer running", holder)
-    return holder
 
 
 def run_bot(settings: Settings) -> None:
@@ -145,7 +127,9 @@ async def _prepare(parts: Assembly) -> None:
     """Once connected, before updates flow: migrate, warn about the folder, publish menus."""
     settings = parts.deps.settings
     await migrate(parts.engine)
-    await reclaim_dead_lease(parts.deps.outbox)
+    # A restart after a crash here: neither lease waits for the dead process's expiry.
+    await reclaim_dead_lease(parts.deps.outbox, LEASE_SENDER)
+    await reclaim_dead_lease(parts.deps.outbox, LEASE_ACTIVE)
     if not settings.digest_dir.is_dir():
         log.warning("digest folder %s does not exist yet; scanning it every %ss anyway",
                     settings.digest_dir, settings.scan_interval)
@@ -201,11 +185,13 @@ def _run_polling(settings: Settings) -> None:
     async def post_shutdown(app: AnyApp) -> None:
         for server in servers:
             await server.stop()
+        await holder[0].active.resign()  # the jobs have stopped: nobody renews it again
         await holder[0].engine.dispose()
 
-    parts = assemble(settings, post_init=post_init, post_shutdown=post_shutdown)
+    parts = assemble(settings, elected=True, post_init=post_init,
+                     post_shutdown=post_shutdown)
     holder.append(parts)
-    register_jobs(parts.app, parts.deps)
+    register_jobs(parts.app, parts.deps, parts.active)
     parts.app.run_polling(allowed_updates=Update.ALL_TYPES)
 
 
@@ -222,8 +208,8 @@ async def _serve_webhook(settings: Settings) -> None:
     url, secret = settings.webhook_url, settings.webhook_secret
     if url is None or secret is None:  # pragma: no cover - Settings guarantees both
         raise _CannotStart("WEBHOOK_URL and WEBHOOK_SECRET must both be set")
-    parts = assemble(settings, updater=None)
-    register_jobs(parts.app, parts.deps)
+    parts = assemble(settings, elected=True, updater=None)
+    register_jobs(parts.app, parts.deps, parts.active)
     app = parts.app
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -262,6 +248,7 @@ async def _serve_webhook(settings: Settings) -> None:
                 for server in servers:
                     await server.stop()
                 await app.stop()
+                await parts.active.resign()  # after the jobs stopped: none renews it
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

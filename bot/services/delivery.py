@@ -307,6 +307,7 @@ class Delivery:
         group_gap: float = 3.0,
         page_size: int = 500,
         chat_buffer: int = 64,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         if workers < 1 or max_attempts < 1 or page_size < 1 or chat_buffer < 1:
             raise ValueError("workers, max_attempts, page_size and chat_buffer must be >= 1")
@@ -327,6 +328,9 @@ class Delivery:
         self._group_gap = group_gap
         self._page_size = page_size
         self._chat_buffer = chat_buffer
+        # Several processes on one database: only the active instance sends (see
+        # bot.services.leader); None (one process, the tests) always may.
+        self._may_send = may_send
         self._buffer_rows = max(2 * page_size, workers)
         self._draining = False
         self._again = False
@@ -461,10 +465,13 @@ class Delivery:
     async def drain(self, *, progress: Progress | None = None) -> DrainReport:
         """Send every due row, if this process holds (or gets) the sender lease.
 
-        Returns at once with ``locked`` when another owner holds the lease, or when this
-        instance is already draining (that drain then makes one more pass, so rows
-        queued meanwhile are not missed).
+        Returns at once with ``locked`` when another owner holds the lease, when this
+        process is not the active instance (``may_send``: the active one sends what is
+        queued here), or when this instance is already draining (that drain then makes
+        one more pass, so rows queued meanwhile are not missed).
         """
+        if self._may_send is not None and not self._may_send():
+            return DrainReport(locked=True)
         if self._draining:
             self._again = True
             return DrainReport(locked=True)

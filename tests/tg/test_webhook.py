@@ -92,6 +92,7 @@ async def test_webhook_mode_answers_updates_with_the_secret_only(
 ) -> None:
     async with webhook_process(tmp_path, botapi) as (bot, port):
         await bot.wait_for_line("webhook server listening")
+        await bot.wait_for_line(f"{FIXTURE_DISTINCT_IDS} papers new")  # the start-up scan
         [call] = botapi.calls("setWebhook")
         assert call.params["url"] == f"https://127.0.0.1:{port}/hook"
         assert call.params["secret_token"] == SECRET
