@@ -142,6 +142,7 @@ _CJK_CLASS = (
     "\U00020000-\U0003134f"  # han extensions B-H
 )
 _CJK_RUN = re.compile(f"[{_CJK_CLASS}]+")
+_CJK_SPLIT = re.compile(f"([{_CJK_CLASS}]+)")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: a subset of unicode61's token chars
 _PIECE = re.compile(r'"([^"]*)"?|([^\s"]+)')  # a "quoted phrase" (closing quote optional) or a word
 
@@ -149,14 +150,16 @@ _PIECE = re.compile(r'"([^"]*)"?|([^\s"]+)')  # a "quoted phrase" (closing quote
 def cjk_index_text(text: str) -> str:
     """Index-time transform: every CJK character becomes a token of its own.
 
-    "利用新型Mesh" -> " 利  用  新  型 Mesh": CJK is also cut off from adjacent Latin
+    "利用新型Mesh" -> " 利 用 新 型 Mesh": CJK is also cut off from adjacent Latin
     letters, which unicode61 would otherwise glue to it.
     """
-    return _CJK_RUN.sub(_spaced, text)
-
-
-def _spaced(run: re.Match[str]) -> str:
-    return " " + " ".join(run.group(0)) + " "
+    if text.isascii():  # titles, authors, abstracts mostly: nothing to do (O(1) check)
+        return text
+    # split() with a group alternates other text and CJK runs: a list comprehension
+    # over the runs is about twice as fast as sub() with a callback per run.
+    parts = _CJK_SPLIT.split(text)
+    parts[1::2] = [" " + " ".join(run) + " " for run in parts[1::2]]
+    return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,9 +425,9 @@ async def search(
         match = backend.match(plan.authors, plan.terms)
         where: list[ColumnElement[bool]] = [match.condition]
         if filter_ids is not None:
-            where.append(match.paper_id.in_(filter_ids))
+            where.append(match.filter_id.in_(filter_ids))
         if exact:
-            where.append(match.paper_id.not_in(exact))
+            where.append(match.filter_id.not_in(exact))
         count = select(func.count()).select_from(match.source).where(*where)
         rest_total = (await session.execute(count)).scalar_one()
         if rest_limit and rest_offset < rest_total:
@@ -486,6 +489,7 @@ class _Match:
     paper_id: ColumnElement[int]
     score: ColumnElement[float]  # higher is better
     condition: ColumnElement[bool]
+    filter_id: ColumnElement[int]  # paper_id as the operand of IN / NOT IN filters
 
     @property
     def ids(self) -> Select[int]:
@@ -507,6 +511,12 @@ class _SQLite:
 
     _table = table(FTS_TABLE, column("rowid", Integer))
     _self: ColumnElement[Any] = literal_column(FTS_TABLE)
+    # `+rowid`, not `rowid`: SQLite hands `rowid IN (subquery)` to FTS5 as a rowid
+    # constraint, and FTS5 then runs the whole MATCH (and bm25) once per id of the
+    # subquery: 20 s instead of 30 ms for a tag filter plus a common word at 100k papers.
+    # The unary plus keeps the filter out of the virtual table's plan: FTS5 yields the
+    # matches once and SQLite checks each against the subquery's list.
+    _filter_id: ColumnElement[int] = literal_column(f"+{FTS_TABLE}.rowid", Integer)
     insert_statement = text(
         f"INSERT INTO {FTS_TABLE} (rowid, {', '.join(FTS_COLUMNS)}) "
         f"VALUES (:paper_id, {', '.join(':' + c for c in FTS_COLUMNS)})"
@@ -523,6 +533,7 @@ class _SQLite:
             paper_id=self._table.c.rowid,
             score=-func.bm25(self._self, *weights),
             condition=self._self.op("MATCH")(match_expression(terms, authors)),
+            filter_id=self._filter_id,
         )
 
 
@@ -573,6 +584,7 @@ class _PostgreSQL:
             paper_id=self._table.c.paper_id,
             score=score,
             condition=and_(*conditions),
+            filter_id=self._table.c.paper_id,
         )
 
 
