@@ -2140,6 +2140,18 @@ class FakeBotApi:
         )
         return stored.data
 
+    def _media_message(self, chat: FakeChat, content: dict[str, Any],
+                       caption: FormattedText | None, thread_id: int | None,
+                       reply_to: Any, markup: Any) -> Any:
+        """Store a bot message carrying media, with its caption (one place for both sends)."""
+        if caption is not None:
+            content["caption"] = caption.text
+            if caption.entities:
+                content["caption_entities"] = caption.entities
+        return self._new_bot_message(chat, thread_id=thread_id, reply_to=reply_to,
+                                     content=content, reply_markup=markup, text=caption,
+                                     has_media=True)
+
     async def _send_single_media(self, ctx: _Ctx, method: str, field_name: str) -> Any:
         p = ctx.p
         caption = self._text_param(
@@ -2166,19 +2178,7 @@ class FakeBotApi:
                     "file_size": len(data) if data else 12_345,
                 }
             }
-        if caption is not None:
-            content["caption"] = caption.text
-            if caption.entities:
-                content["caption_entities"] = caption.entities
-        stored = self._new_bot_message(
-            chat,
-            thread_id=thread_id,
-            reply_to=reply_to,
-            content=content,
-            reply_markup=markup,
-            text=caption,
-            has_media=True,
-        )
+        stored = self._media_message(chat, content, caption, thread_id, reply_to, markup)
         self._record_sent(
             method,
             stored,
@@ -2255,19 +2255,7 @@ class FakeBotApi:
                     content[kind]["duration"] = 1
                 if kind == "video":
                     content[kind].update({"width": 1280, "height": 720})
-            if caption is not None:
-                content["caption"] = caption.text
-                if caption.entities:
-                    content["caption_entities"] = caption.entities
-            stored = self._new_bot_message(
-                chat,
-                thread_id=thread_id,
-                reply_to=reply_to,
-                content=content,
-                reply_markup=None,
-                text=caption,
-                has_media=True,
-            )
+            stored = self._media_message(chat, content, caption, thread_id, reply_to, None)
             self._record_sent(
                 "sendMediaGroup",
                 stored,
