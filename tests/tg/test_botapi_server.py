@@ -670,7 +670,9 @@ async def test_scripted_transport_faults(botapi: FakeBotApi) -> None:
 
 async def test_hang_holds_the_request_until_the_client_gives_up(botapi: FakeBotApi) -> None:
     botapi.script_fault("hang", method="getMe")
-    async with httpx.AsyncClient(timeout=0.05) as client:
+    # Only reading times out: a busy CI machine may take longer than that to connect.
+    timeout = httpx.Timeout(10.0, read=0.05)
+    async with httpx.AsyncClient(timeout=timeout) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.post(f"{botapi.base_url}{botapi.token}/getMe")
     await botapi.wait_for(lambda s: s.requests[-1].finished)
