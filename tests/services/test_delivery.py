@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,6 +24,7 @@ from bot.domain.models import Chat, IngestReport, Paper
 from bot.domain.tgtext import utf16_len
 from bot.errors import ChatGone
 from bot.services.delivery import (
+    BACKFILL_DAYS,
     Delivery,
     DrainReport,
     next_daily,
@@ -44,7 +46,12 @@ from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import LEASE_SENDER, OutboxRepo
 from bot.storage.repository import ArchiveRepo
 from tests.conftest import BACKENDS, PG_URL, wipe_postgres
-from tests.fixtures.expected import FIXTURE_DIR, SAME_DAY_TWO_TOPICS_ID, TWO_VERSIONS_ID
+from tests.fixtures.expected import (
+    FIXTURE_DIR,
+    FIXTURE_DISTINCT_IDS,
+    SAME_DAY_TWO_TOPICS_ID,
+    TWO_VERSIONS_ID,
+)
 from tests.storage.factories import make_digest, make_paper, state_of
 
 T0 = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
@@ -274,21 +281,64 @@ async def test_keyword_filters_and_tag_choices(world: World) -> None:
     assert world.sender.to(4) == []
 
 
-async def test_the_fixture_folder_end_to_end(world: World) -> None:
-    """A real ingest of the fixture digests: every paper reaches an all-topics chat once."""
+async def test_the_fixture_folder_end_to_end(world: World, tmp_path: Path) -> None:
+    """The fixture digests arriving day by day: every paper reaches an all-topics chat once."""
     await world.chat(1, everything=True)
-    report = await Ingestor(world.archive, FIXTURE_DIR, settle_seconds=0).scan()
+    folder = tmp_path / "digests"
     delivery = world.delivery()
-    written = await delivery.enqueue_new(report)
+    ingestor = Ingestor(world.archive, folder, settle_seconds=0)
+    written = 0
+    ids: set[str] = set()
+    for day in sorted(p for p in FIXTURE_DIR.iterdir() if p.is_dir()):
+        shutil.copytree(day, folder / day.name)
+        report = await ingestor.scan()
+        ids |= {a for a, _ in report.new_appearances}
+        written += await delivery.enqueue_new(report)
     drained = await delivery.drain()
     assert drained.sent == written
     assert drained.failed == drained.pending_left == 0
     cards = [s for s in world.sender.log if not s.text.startswith("📚")]
-    ids = {a for a, _ in report.new_appearances}
-    assert len(cards) == len(ids)
+    assert len(cards) == len(ids) == FIXTURE_DISTINCT_IDS
     for arxiv_id in (SAME_DAY_TWO_TOPICS_ID, TWO_VERSIONS_ID):
         assert sum(f"/abs/{arxiv_id}" in s.text for s in cards) == 1
     assert (await world.outbox.counts())["sent"] == written
+
+
+async def test_a_backfill_is_archived_but_not_pushed(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Old digests dropped into the folder must not flood subscribers with old cards."""
+    await world.chat(1, everything=True)
+    delivery = world.delivery()
+    today = await world.publish("NeRF", DAY2, paper(1))
+    assert await delivery.enqueue_new(today) == 2
+    old_day = DAY2 - timedelta(days=BACKFILL_DAYS + 1)
+    edge_day = DAY2 - timedelta(days=BACKFILL_DAYS)
+    old = await world.publish("NeRF", old_day, paper(2), paper(3))
+    late = await world.publish("3DGS", edge_day, paper(4))  # a week late: still news
+    with caplog.at_level(logging.INFO, logger="bot.services.delivery"):
+        assert await delivery.enqueue_new(old + late) == 2
+    await delivery.drain()
+    assert kinds(world.sender.to(1)) == ["H:NeRF 1", "Paper number 1",
+                                          "H:3DGS 1", "Paper number 4"]
+    assert "backfill: 2 papers from 1 digests" in caplog.text
+    assert "/repost" in caplog.text
+    # Archived all the same: searchable, and a repost can still send them.
+    assert await world.archive.get_paper("2406.00002") is not None
+
+
+async def test_a_first_bulk_ingest_pushes_only_its_last_week(world: World) -> None:
+    """A long history ingested in one scan: only the digests near its newest one go out."""
+    await world.chat(1, everything=True)
+    new = await world.publish("NeRF", DAY1 - timedelta(days=365), paper(1))
+    new += await world.publish("NeRF", DAY1 - timedelta(days=30), paper(2))
+    new += await world.publish("NeRF", DAY1 - timedelta(days=3), paper(3))
+    new += await world.publish("3DGS", DAY1, paper(4))
+    delivery = world.delivery()
+    assert await delivery.enqueue_new(new) == 4
+    await delivery.drain()
+    assert kinds(world.sender.to(1)) == ["H:NeRF 1", "Paper number 3",
+                                          "H:3DGS 1", "Paper number 4"]
 
 
 # --------------------------------------------------------------------------- when
