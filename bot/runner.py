@@ -16,7 +16,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from bot.health import HealthCheck, HttpServer
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGABRT)  # as PTB's defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,11 @@ def _run_polling(settings: Settings) -> None:
     async def post_init(app: AnyApp) -> None:
         parts = holder[0]
         await _prepare(parts)
+        # PTB's own stop signals raise SystemExit and then wait for running jobs; ours
+        # stop the drain first, so a broadcast does not hold the shutdown for hours.
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, _stop_polling, parts.deps.delivery)
         if settings.health_port is not None:
             server = _listen(_http().web_app(_health_check(parts)), settings.webhook_listen,
                              settings.health_port, "health server")
@@ -192,7 +199,13 @@ def _run_polling(settings: Settings) -> None:
                      post_shutdown=post_shutdown)
     holder.append(parts)
     register_jobs(parts.app, parts.deps, parts.active)
-    parts.app.run_polling(allowed_updates=Update.ALL_TYPES)
+    parts.app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=STOP_SIGNALS)
+
+
+def _stop_polling(delivery: Delivery) -> NoReturn:
+    """A stop signal: cut running drains short, then leave run_polling as PTB does."""
+    delivery.stop()
+    raise SystemExit
 
 
 async def _serve_webhook(settings: Settings) -> None:
@@ -213,7 +226,7 @@ async def _serve_webhook(settings: Settings) -> None:
     app = parts.app
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     servers: list[HttpServer] = []
     try:
@@ -247,9 +260,10 @@ async def _serve_webhook(settings: Settings) -> None:
             finally:
                 for server in servers:
                     await server.stop()
+                parts.deps.delivery.stop()  # Application.stop waits for running jobs
                 await app.stop()
                 await parts.active.resign()  # after the jobs stopped: none renews it
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         await parts.engine.dispose()

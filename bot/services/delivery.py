@@ -339,6 +339,8 @@ class Delivery:
         self._buffer_rows = max(2 * page_size, workers)
         self._draining = False
         self._again = False
+        self._stopped = False
+        self._drain_task: asyncio.Task[Any] | None = None
         # chat id -> event-loop time before which its next message must wait; kept
         # between passes and drains, so a chat is never sent a burst across them.
         self._ready: dict[int, float] = {}
@@ -494,14 +496,37 @@ class Delivery:
         """
         if self._may_send is not None and not self._may_send():
             return DrainReport(locked=True)
+        if self._stopped:
+            return DrainReport(locked=True)
         if self._draining:
             self._again = True
             return DrainReport(locked=True)
         self._draining = True
+        task = self._drain_task = asyncio.current_task()
         try:
             return await self._drain(progress)
+        except asyncio.CancelledError:
+            if not self._stopped or task is None:
+                raise
+            task.uncancel()  # our own cancel (stop), not the caller's: return normally
+            log.info("the outbox drain stopped for shutdown; what is pending goes out "
+                     "after the restart")
+            return DrainReport(locked=True)
         finally:
             self._draining = False
+            self._drain_task = None
+
+    def stop(self) -> None:
+        """Shutdown: cut the running drain short and start no other.
+
+        python-telegram-bot's Application.stop waits for running jobs, and a broadcast
+        can take hours, while a process manager kills what has not exited after 10 to
+        90 s. A cancelled drain is safe: unsent rows stay pending, the messages in flight
+        may go twice (as after a crash), and the sender lease is handed back.
+        """
+        self._stopped = True
+        if self._drain_task is not None:
+            self._drain_task.cancel()
 
     async def _drain(self, progress: Progress | None) -> DrainReport:
         now = self._clock.now()

@@ -161,8 +161,8 @@ class World:
     sender: FakeSender
     clock: FakeClock
 
-    def delivery(self, owner: str = "A", sender: Sender | None = None, **options: object
-                 ) -> Delivery:
+    def delivery(self, owner: str = "A", sender: Sender | None = None,
+                 clock: FakeClock | None = None, **options: object) -> Delivery:
         settings: dict[str, object] = {
             "default_tz": "UTC", "default_daily_time": time(9, 0),
             "blog_base_url": "https://blog.example.org", "owner": owner,
@@ -170,7 +170,7 @@ class World:
         }
         settings.update(options)
         return Delivery(self.archive, self.chats, self.outbox, sender or self.sender,
-                        self.clock, **settings)  # type: ignore[arg-type]
+                        clock or self.clock, **settings)  # type: ignore[arg-type]
 
     async def publish(self, topic: str, day: date, *papers: Paper) -> list[tuple[str, str]]:
         """Store a digest; return its new appearances, as an IngestReport would."""
@@ -652,8 +652,10 @@ async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
 
     sender = FakeSender(log=world.sender.log)
     sender.send = slow_first  # type: ignore[method-assign]
-    stalled = world.delivery(owner="A", sender=sender, workers=1,
-                             lease_ttl=timedelta(milliseconds=30))  # renewed every 10 ms
+    # A's own clock stands still: its renewals (every 10 ms) never reach past T0 + 30 ms,
+    # as when a stalled process cannot renew; B, a second later, finds the lease expired.
+    stalled = world.delivery(owner="A", sender=sender, workers=1, clock=FakeClock(T0),
+                             lease_ttl=timedelta(milliseconds=30))
     await stalled.enqueue_new(new)
     draining = asyncio.create_task(stalled.drain())
     await entered.wait()  # A holds the lease and is sending
@@ -683,7 +685,9 @@ async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
     assert len({(s.chat_id, s.text) for s in world.sender.log}) == len(world.sender.log) == 20
 
 
-async def test_a_crash_mid_drain_loses_nothing_and_repeats_at_most_one(world: World) -> None:
+async def test_a_crash_mid_drain_loses_nothing_and_repeats_only_what_was_in_flight(
+    world: World,
+) -> None:
     new = await world.publish("NeRF", DAY1, paper(1), paper(2))
     chat_ids = list(range(1, 13))
     for chat_id in chat_ids:
@@ -693,20 +697,81 @@ async def test_a_crash_mid_drain_loses_nothing_and_repeats_at_most_one(world: Wo
     assert await dying.enqueue_new(new) == 36
     with pytest.raises(Killed):
         await dying.drain()
-    # The process died holding the lease; nothing is marked for the killed send.
+    # The process died holding the lease. Telegram has every message in the log; the
+    # outbox marked those whose answer it had processed. The rest were in flight: the
+    # killing send, and at most one more per other worker.
     await world.outbox.acquire_lease(LEASE_SENDER, "A", world.clock.now(), timedelta(seconds=60))
-    assert (await world.outbox.counts())["sent"] == 9
+    sent_at_crash = (await world.outbox.counts())["sent"]
+    in_flight = len(world.sender.log) - sent_at_crash
+    assert 1 <= in_flight <= 4
     survivor = world.delivery(owner="B", sender=FakeSender(log=world.sender.log))
     assert (await survivor.drain()).locked
     world.clock.advance(seconds=61)
     report = await survivor.drain()
-    assert (report.sent, report.pending_left) == (27, 0)
+    assert (report.sent, report.pending_left) == (36 - sent_at_crash, 0)
     log = world.sender.log
-    assert len(log) - len({(s.chat_id, s.text) for s in log}) <= 1
+    assert len(log) - len({(s.chat_id, s.text) for s in log}) == in_flight  # each once more
     for chat_id in chat_ids:
         texts = world.sender.to(chat_id)
         unique = [t for i, t in enumerate(texts) if t not in texts[:i]]
         assert kinds(unique) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+
+
+@dataclass
+class StalledSender:
+    """Passes ``passes`` sends, then hangs like a request that never gets an answer."""
+
+    passes: int
+    log: list[tuple[int, str]] = field(default_factory=list)
+    stalled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, chat: Chat, message: Outgoing) -> int:
+        if len(self.log) >= self.passes:
+            self.stalled.set()
+            await asyncio.Event().wait()
+        self.log.append((chat.chat_id, message.html or ""))
+        return len(self.log)
+
+
+async def test_stop_cuts_a_drain_short_and_a_restart_sends_the_rest(world: World) -> None:
+    """A shutdown must not wait for a whole broadcast; what is left stays pending."""
+    new = await world.publish("NeRF", DAY1, paper(1), paper(2))
+    for chat_id in range(1, 7):
+        await world.chat(chat_id, "NeRF")
+    stalled = StalledSender(passes=5)
+    stopping = world.delivery(owner="A", sender=stalled, workers=2)
+    assert await stopping.enqueue_new(new) == 18
+    drain = asyncio.create_task(stopping.drain())
+    await stalled.stalled.wait()
+    stopping.stop()
+    report = await drain  # returns instead of raising into the caller (a scan, a job)
+    assert report.locked
+    assert not drain.cancelled()
+    assert (await stopping.drain()).locked  # and it starts no other
+    assert await world.outbox.lease_holder(LEASE_SENDER, world.clock.now()) is None
+    counts = await world.outbox.counts()
+    assert counts["sent"] == len(stalled.log) == 5
+    assert (counts["pending"], counts["failed"]) == (13, 0)
+
+    restarted = world.delivery(owner="B")
+    assert (await restarted.drain()).sent == 13
+    delivered = stalled.log + [(s.chat_id, s.text) for s in world.sender.log]
+    assert len(delivered) == len(set(delivered)) == 18  # the stalled send never got through
+
+
+async def test_stop_leaves_a_cancel_from_outside_alone(world: World) -> None:
+    """Only its own stop is absorbed: a caller's cancel still cancels."""
+    new = await world.publish("NeRF", DAY1, paper(1))
+    await world.chat(1, "NeRF")
+    stalled = StalledSender(passes=0)
+    delivery = world.delivery(sender=stalled)
+    await delivery.enqueue_new(new)
+    drain = asyncio.create_task(delivery.drain())
+    await stalled.stalled.wait()
+    drain.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await drain
+    assert (await world.outbox.counts())["pending"] == 2
 
 
 # --------------------------------------------------------------------------- throughput

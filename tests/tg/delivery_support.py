@@ -191,9 +191,13 @@ class BotProcess:
         """SIGTERM, then the exit code (the bot shuts down cleanly on it)."""
         if self.proc.returncode is None:
             self.proc.terminate()
-        async with asyncio.timeout(timeout):
-            code = await self.proc.wait()
-            await self._pump
+        try:
+            async with asyncio.timeout(timeout):
+                code = await self.proc.wait()
+                await self._pump
+        except TimeoutError:
+            tail = "".join(self.lines[-30:])
+            raise AssertionError(f"still running {timeout}s after SIGTERM:\n{tail}") from None
         return code
 
     async def kill(self) -> None:
