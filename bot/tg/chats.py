@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from telegram import Bot, Update
 from telegram.constants import ChatMemberStatus, ChatType
@@ -15,6 +16,16 @@ from bot.tg.texts import COMMON, lang_of, tr
 log = logging.getLogger(__name__)
 
 _ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+_CHANNEL_REF = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}|-100\d{5,15}")
+
+
+def channel_ref(text: str) -> str | int | None:
+    """``@username`` or the numeric id of a channel or supergroup (``-100…``: a private
+    channel has no username), as an operator names one in a command; None otherwise."""
+    text = text.strip()
+    if not _CHANNEL_REF.fullmatch(text):
+        return None
+    return text if text.startswith("@") else int(text)
 
 
 def _title(update: Update) -> str:

@@ -11,7 +11,7 @@ from bot.tg.handlers.settings import (
     resolve_timezone,
     split_keywords,
 )
-from tests.tg.bot_harness import BotUnderTest
+from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest
 from tests.tg.botapi_server import EditRecord, FakeBotApi, FakeChat, FakeUser
 
 
@@ -279,6 +279,77 @@ async def test_a_channel_reader_cannot_press_the_menu(bot: BotUnderTest) -> None
     await bot.settle()
     assert (await stored(bot, channel)).style == "compact"
     assert_clean(s)
+
+
+async def test_an_operator_changes_a_channels_settings_from_a_private_chat(
+    bot: BotUnderTest,
+) -> None:
+    """Commands posted in a channel never reach the bot as commands: an operator names the
+    channel instead, by @username or, for a private channel, by its id."""
+    s = bot.server
+    public = s.channel("Paper channel", username="papers")
+    private = s.channel("Private papers")
+    for channel in (public, private):
+        s.add_chat(channel)
+    op = s.user("Operator", user_id=OPERATOR_ID)
+    op_chat = s.private_chat(op)
+    s.send_command(op_chat, op, "/subscribe @papers 3DGS")
+    s.send_command(op_chat, op, f"/subscribe {private.id}")
+    await bot.settle()
+
+    s.send_command(op_chat, op, "/settings @papers daily 08:00")
+    await bot.settle()
+    reply = s.sent_to(op_chat.id)[-1]
+    assert (await stored(bot, public)).mode == "daily"
+    assert (await stored(bot, public)).daily_time == "08:00"
+    text = reply.plain_text or ""
+    assert text.startswith("📢 @papers")
+    assert "Delivery: daily at 08:00" in text
+    assert "/settings @papers daily 08:00" in text  # how to change it, not "tap"
+    assert reply.reply_markup is None  # buttons here would change the operator's chat
+    assert (await stored(bot, op_chat)).mode == "instant"
+
+    s.send_command(op_chat, op, "/settings @papers only nerf, gaussian splatting")
+    s.send_command(op_chat, op, f"/settings {private.id} style compact")
+    await bot.settle()
+    assert (await stored(bot, public)).include == ("nerf", "gaussian splatting")
+    assert (await stored(bot, private)).style == "compact"
+
+    s.send_command(op_chat, op, "/settings @papers")
+    await bot.settle()
+    assert "Only papers matching: nerf, gaussian splatting" in (
+        s.sent_to(op_chat.id)[-1].plain_text or "")
+    s.send_command(op_chat, op, "/settings @papers time 25:00")
+    await bot.settle()
+    assert "is not a time" in (s.sent_to(op_chat.id)[-1].plain_text or "")
+    assert (await stored(bot, public)).daily_time == "08:00"
+    assert_clean(s)
+
+
+async def test_only_operators_change_a_channel_and_only_a_subscribed_one(
+    bot: BotUnderTest,
+) -> None:
+    s = bot.server
+    channel = s.channel("Paper channel", username="papers")
+    s.add_chat(channel)
+    op = s.user("Operator", user_id=OPERATOR_ID)
+    op_chat = s.private_chat(op)
+    stranger = s.user("Stranger")
+    stranger_chat = s.private_chat(stranger)
+    s.send_command(op_chat, op, "/settings @papers daily")  # known to Telegram, not to us
+    s.send_command(op_chat, op, "/settings @nosuchchannel daily")
+    await bot.settle()
+    replies = [m.plain_text or "" for m in s.sent_to(op_chat.id)]
+    assert replies == [
+        "@papers receives nothing from me yet: subscribe it first with /subscribe @papers.",
+        "@nosuchchannel receives nothing from me yet: subscribe it first with "
+        "/subscribe @nosuchchannel.",
+    ]
+    s.send_command(op_chat, op, "/subscribe @papers")
+    s.send_command(stranger_chat, stranger, "/settings @papers daily")
+    await bot.settle()
+    assert "for the bot's operators" in (s.sent_to(stranger_chat.id)[-1].plain_text or "")
+    assert (await stored(bot, channel)).mode == "instant"
 
 
 def test_parsers() -> None:

@@ -35,7 +35,7 @@ from telegram.ext import ContextTypes
 
 from bot.domain.models import CARD_STYLES, LANGUAGES, Chat
 from bot.domain.tgtext import escape, validate_telegram_html
-from bot.tg.chats import current_chat, may_manage
+from bot.tg.chats import channel_ref, current_chat, may_manage
 from bot.tg.deps import Deps
 from bot.tg.keyboards import button, choice, rows_of
 from bot.tg.texts import COMMON, tr
@@ -137,6 +137,11 @@ TEXTS = {
         "no_words": "Send the words after the command, e.g. /settings only nerf, diffusion.",
         "too_many": "That is too many: at most {count} words of up to {length} characters.",
         "bad_choice": "Choose one of: {choices}.",
+        "channel_title": "📢 <b>{channel}</b>",
+        "channel_footer": "Change them with /settings {channel} followed by a text form, e.g. "
+                          "/settings {channel} daily 08:00 (/settings help lists them).",
+        "channel_unknown": "{channel} receives nothing from me yet: subscribe it first with "
+                           "/subscribe {channel}.",
     },
     "zh": {
         "title": "<b>⚙️ 设置</b>",
@@ -209,11 +214,30 @@ TEXTS = {
         "no_words": "请在命令后写上关键词，例如 /settings only nerf, diffusion。",
         "too_many": "关键词太多：最多 {count} 个，每个不超过 {length} 个字符。",
         "bad_choice": "请选择：{choices}。",
+        "channel_title": "📢 <b>{channel}</b>",
+        "channel_footer": "用 /settings {channel} 加文字命令修改，例如 "
+                          "/settings {channel} daily 08:00（/settings help 查看全部）。",
+        "channel_unknown": "{channel} 尚未订阅：请先发送 /subscribe {channel}。",
     },
 }
 
 
 # --- parsing (pure) -----------------------------------------------------------------------
+
+VIEWS = {"time": "time", "tz": "tz", "timezone": "tz", "only": "filters",
+         "never": "filters", "filters": "filters", "keywords": "filters"}
+"""A text form's first word given alone shows its part of the menu."""
+TEXT_FORMS = frozenset({*VIEWS, "instant", "daily", "style", "lang", "language"})
+
+
+def _form(args: list[str]) -> tuple[str, str]:
+    """A text form's setting and value: ``["mode", "daily", "07:30"]`` → daily, 07:30."""
+    what, rest = args[0].lower(), " ".join(args[1:]).strip()
+    if what == "mode" and rest:  # /settings mode daily 07:30
+        what, _, rest = rest.partition(" ")
+        what, rest = what.lower(), rest.strip()
+    return what, rest
+
 
 
 def parse_time(text: str) -> str | None:
@@ -327,7 +351,8 @@ class SettingsMenu:
 
     # -- the views -------------------------------------------------------------------
 
-    def render(self, chat: Chat, view: str = "main", note: str = "") -> Menu:
+    def render(self, chat: Chat, view: str = "main", note: str = "", *,
+               footer: bool = True) -> Menu:
         """The menu for this chat; `note` (already HTML) heads it after a change."""
         if view == "time":
             menu = self._time_view(chat)
@@ -336,12 +361,12 @@ class SettingsMenu:
         elif view == "filters":
             menu = self._filters_view(chat)
         else:
-            menu = self._main_view(chat)
+            menu = self._main_view(chat, footer=footer)
         if note:
             return Menu(f"{note}\n\n{menu.html}", menu.keyboard)
         return menu
 
-    def _main_view(self, chat: Chat) -> Menu:
+    def _main_view(self, chat: Chat, *, footer: bool = True) -> Menu:
         lang = chat.lang
         if chat.mode == "daily":
             delivery = tr(TEXTS, lang, "delivery_daily", time=escape(self._time(chat)),
@@ -356,8 +381,7 @@ class SettingsMenu:
             tr(TEXTS, lang, "never", words=self._words(chat, chat.exclude, "nothing")),
             tr(TEXTS, lang, "style", style=tr(TEXTS, lang, chat.style)),
             tr(TEXTS, lang, "lang", language=LANGUAGE_NAMES.get(chat.lang, chat.lang)),
-            "",
-            tr(TEXTS, lang, "footer"),
+            *(("", tr(TEXTS, lang, "footer")) if footer else ()),
         ]
         rows = [
             [choice(tr(TEXTS, lang, "btn_instant"), "st:mode:instant", chat.mode == "instant"),
@@ -450,19 +474,17 @@ class SettingsMenu:
         assert message is not None
         chat = await current_chat(update, self.deps)
         args = context.args or []
+        if args and channel_ref(args[0]) is not None:
+            await self._channel_settings(update, context, chat, args[0], args[1:])
+            return
         if not args:
             await self._reply(message, self.render(chat))
             return
-        what, rest = args[0].lower(), " ".join(args[1:]).strip()
-        if what == "mode" and rest:  # /settings mode daily 07:30
-            what, _, rest = rest.partition(" ")
-            what, rest = what.lower(), rest.strip()
-        views = {"time": "time", "tz": "tz", "timezone": "tz", "only": "filters",
-                 "never": "filters", "filters": "filters", "keywords": "filters"}
-        if what in views and not rest:
-            await self._reply(message, self.render(chat, views[what]))
+        what, rest = _form(args)
+        if what in VIEWS and not rest:
+            await self._reply(message, self.render(chat, VIEWS[what]))
             return
-        if what not in {*views, "instant", "daily", "style", "lang", "language"}:
+        if what not in TEXT_FORMS:
             await message.reply_html(tr(TEXTS, chat.lang, "usage"))
             return
         if not await self._may_change(update, context):
@@ -474,6 +496,54 @@ class SettingsMenu:
             return
         chat, note, view = result
         await self._reply(message, self.render(chat, view, note))
+
+    async def _channel_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE,
+                                chat: Chat, channel: str, args: list[str]) -> None:
+        """/settings @channel [form]: an operator reads or changes a channel's settings.
+
+        Telegram does not hand commands posted in a channel to the bot as commands, so a
+        channel's settings are changed from the operator's own chat. The reply is the
+        settings text without buttons: pressed here, they would change this chat.
+        """
+        message = update.effective_message
+        user = update.effective_user
+        assert message is not None
+        if not self.deps.is_operator(user.id if user else None):
+            log.warning("user %s tried to change the settings of %s",
+                        user.id if user else None, channel)
+            await message.reply_text(tr(COMMON, chat.lang, "operators_only"))
+            return
+        target = await self._subscribed_channel(context, channel)
+        name = escape(channel)
+        if target is None:
+            await message.reply_html(tr(TEXTS, chat.lang, "channel_unknown", channel=name))
+            return
+        note = ""
+        what, rest = _form(args) if args else ("", "")
+        if what and not (what in VIEWS and not rest):
+            if what not in TEXT_FORMS:
+                await message.reply_html(tr(TEXTS, chat.lang, "usage"))
+                return
+            result = await self._apply_text(target, what, rest)
+            if isinstance(result, str):
+                await message.reply_text(result)
+                return
+            target, note, _ = result
+        menu = self.render(target, "main", note, footer=False)
+        await message.reply_html("\n\n".join((
+            tr(TEXTS, chat.lang, "channel_title", channel=name), menu.html,
+            tr(TEXTS, chat.lang, "channel_footer", channel=name))))
+
+    async def _subscribed_channel(self, context: ContextTypes.DEFAULT_TYPE,
+                                  channel: str) -> Chat | None:
+        """The channel's record, if the bot knows it (it was subscribed with /subscribe)."""
+        ref = channel_ref(channel)
+        if isinstance(ref, str):
+            try:
+                ref = (await context.bot.get_chat(ref)).id
+            except TelegramError:
+                return None
+        return await self.deps.chats.get(ref) if ref is not None else None
 
     async def _apply_text(self, chat: Chat, what: str, rest: str
                           ) -> str | tuple[Chat, str, str]:

@@ -50,7 +50,9 @@ TEXTS = {
             "/rescan — scan the digest folder now\n"
             "/repost TARGET [WHERE] — send papers again (a date, date/topic, topic date, or "
             "arXiv id; to all, a chat id or @channel)\n"
-            "/subscribe @channel [topics] — subscribe a channel where I am an admin"
+            "/subscribe @channel [topics] — subscribe a channel where I am an admin "
+            "(a private one by its id, -100…)\n"
+            "/settings @channel [setting value] — read or change a channel's settings"
         ),
         "unknown_command": "I don't know that command. /help lists what I can do.",
         "hint": "Send /search followed by words to search the archive, or /help for more.",
@@ -87,7 +89,8 @@ TEXTS = {
             "/rescan — 立即扫描日报目录\n"
             "/repost 目标 [范围] — 重新推送（日期、日期/主题、主题 日期或 arXiv 编号；"
             "发往 all、聊天 id 或 @频道）\n"
-            "/subscribe @频道 [主题] — 为我担任管理员的频道订阅"
+            "/subscribe @频道 [主题] — 为我担任管理员的频道订阅（私有频道用其 id，-100…）\n"
+            "/settings @频道 [设置 值] — 查看或修改频道的设置"
         ),
         "unknown_command": "没有这个命令。/help 查看可用命令。",
         "hint": "发送 /search 加关键词即可搜索资料库，/help 查看更多。",

@@ -15,7 +15,7 @@ from telegram.ext import ContextTypes
 from bot.domain.models import Chat, TagInfo
 from bot.domain.tgtext import escape
 from bot.errors import UnknownTag
-from bot.tg.chats import current_chat, may_manage, thread_of
+from bot.tg.chats import channel_ref, current_chat, may_manage, thread_of
 from bot.tg.deps import Deps
 from bot.tg.keyboards import tag_key, tag_toggles
 from bot.tg.tags import unknown_tag_text
@@ -152,7 +152,7 @@ class Subscriptions:
         assert message is not None
         chat = await current_chat(update, self.deps)
         args = context.args or []
-        if args and args[0].startswith("@"):
+        if args and (args[0].startswith("@") or channel_ref(args[0]) is not None):
             await self._channel(update, context, chat, args[0], args[1:], subscribe=subscribe)
             return None
         if not await may_manage(update, context.bot, self.deps):
@@ -315,8 +315,12 @@ class Subscriptions:
                         channel)
             await message.reply_text(tr(COMMON, chat.lang, "operators_only"))
             return
+        ref = channel_ref(channel)
+        if ref is None:
+            await message.reply_text(tr(TEXTS, chat.lang, "channel_unknown", channel=channel))
+            return
         try:
-            target = await context.bot.get_chat(channel)
+            target = await context.bot.get_chat(ref)
             member = await context.bot.get_chat_member(target.id, context.bot.id)
         except TelegramError:
             await message.reply_text(tr(TEXTS, chat.lang, "channel_unknown", channel=channel))
