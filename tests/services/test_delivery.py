@@ -659,9 +659,6 @@ async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
     await stalled.enqueue_new(new)
     draining = asyncio.create_task(stalled.drain())
     await entered.wait()  # A holds the lease and is sending
-    world.clock.advance(seconds=1)  # A stalls past its lease, B takes over
-    assert await world.outbox.acquire_lease(LEASE_SENDER, "B", world.clock.now(),
-                                            timedelta(seconds=60))
     noticed = asyncio.Event()
 
     class Notice(logging.Handler):
@@ -669,9 +666,13 @@ async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
             if "the sender lease was taken over" in record.getMessage():
                 noticed.set()
 
+    # Watching before the takeover: A may notice while B's acquire is still returning.
     watcher = Notice()
     logging.getLogger("bot.services.delivery").addHandler(watcher)
     try:
+        world.clock.advance(seconds=1)  # A stalls past its lease, B takes over
+        assert await world.outbox.acquire_lease(LEASE_SENDER, "B", world.clock.now(),
+                                                timedelta(seconds=60))
         async with asyncio.timeout(5):  # A's renewal notices within a few ms
             await noticed.wait()
     finally:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Self
 
 from tests.fixtures.expected import FIXTURE_DIR
+from tests.tg.botapi_faults import FloodControl
 from tests.tg.botapi_server import FakeBotApi, SentMessage
 
 OLD_MTIME = 1_000_000_000  # 2001: long settled, so a scan reads the file at once
@@ -78,6 +79,18 @@ def copy_fixture_folder(target: Path) -> Path:
     for file in target.rglob("*.md"):
         os.utime(file, (OLD_MTIME, OLD_MTIME))
     return target
+
+
+def assert_paced(flood: FloodControl, *, accepted: int) -> None:
+    """The bot kept to Telegram's limits, as far as a real-time test can tell.
+
+    The fake counts requests when they arrive; on a loaded machine a stalled event loop
+    (the bot's or the fake's) delivers a few paced sends at once, and the fake answers
+    429, as Telegram might. The bot then waits `retry_after` and sends again, which the
+    callers check by counting what arrived. An unpaced bot earns 429s by the hundred;
+    a paced one at most a handful. The exact pacing is tested on a manual clock.
+    """
+    assert flood.rejected <= max(3, accepted // 50), flood.rejections[:5]
 
 
 # --------------------------------------------------------------------------- what arrived
