@@ -32,7 +32,7 @@ from bench.common import Row, Workspace, percentile, sqlite_url
 from bench.gen import TOPICS, load_sample
 from bench.ingest import ensure_archive
 from bot.domain.query import parse_query
-from bot.storage.engine import make_engine, make_sessionmaker
+from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.repository import ArchiveRepo
 
 TARGET_P95_MS = 20.0
@@ -130,6 +130,7 @@ async def run_queries(db: Path, queries: list[tuple[str, str]]) -> SearchResult:
     engine = make_engine(sqlite_url(db))
     result = SearchResult()
     try:
+        await migrate(engine)  # an archive kept from a run of older code
         repo = ArchiveRepo(make_sessionmaker(engine))
         for _, text in queries[:WARMUP]:
             await repo.search(parse_query(text), limit=10)

@@ -4,15 +4,32 @@ Change detection is by path, size, mtime and content hash, never by date: files 
 days late and in batches. An unchanged folder costs one stat per file and one query.
 A file modified within the last `settle_seconds` may still be being written, so it
 waits for the next scan.
+
+A large scan (a first ingest) is a pipeline: while one batch of parsed digests is being
+written, the next files are read and parsed in a separate process. Not in a thread:
+Python's parsing would hold the GIL that SQLite's thread takes back after every row it
+writes, and the two would simply take turns. Batches are large (BATCH_BYTES of
+markdown, a few thousand papers) because every commit makes the full-text index write,
+and later merge, a segment: 64-file batches cost twice the index work. One batch
+still commits within a second or two, well inside any other writer's busy timeout.
+A small scan (a daily one) reads its files in a thread, as starting a process would
+cost more than it saves. The process is spawned (forking a process with threads and
+open connections is unsafe), so, as multiprocessing requires, a program that embeds
+paperfeed and starts a large scan must guard its main module with
+`if __name__ == "__main__":` (paperfeed's own commands do).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +40,11 @@ from bot.storage.records import FileState
 from bot.storage.repository import ArchiveRepo
 
 DEFAULT_SETTLE_SECONDS = 5.0
-BATCH_SIZE = 64  # digest files stored per transaction
+BATCH_SIZE = 1000  # digest files stored per transaction, at most
+BATCH_BYTES = 16 * 1024 * 1024  # ... or fewer files holding about this much markdown
+PROCESS_ABOVE = 200  # files to read: more are parsed in a separate process
+CHUNK_FILES = 32  # files per task sent to that process
+CHUNKS_AHEAD = 8  # tasks in flight: bounds the parsed text held in memory
 
 Progress = Callable[[int, int], None]
 
@@ -95,6 +116,22 @@ def _read_and_parse(
     return _Parsed(state, digest, None, tuple(warnings) + digest.warnings)
 
 
+_Read = _Parsed | OSError  # OSError: vanished or unreadable between stat and read
+
+
+def _read_chunk(
+    root: Path, files: list[tuple[FoundFile, str | None]], blog_base_url: str | None
+) -> list[_Read]:
+    """Read and parse files in another process (see the module docstring)."""
+    out: list[_Read] = []
+    for found, known_hash in files:
+        try:
+            out.append(_read_and_parse(root, found, blog_base_url, known_hash))
+        except OSError as exc:
+            out.append(exc)
+    return out
+
+
 class Ingestor:
     """Brings the archive in line with the digest folder."""
 
@@ -107,6 +144,8 @@ class Ingestor:
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         clock: Callable[[], float] = time.time,
         batch_size: int = BATCH_SIZE,
+        batch_bytes: int = BATCH_BYTES,
+        process_above: int = PROCESS_ABOVE,
     ) -> None:
         self.repo = repo
         self.digest_dir = digest_dir
@@ -114,6 +153,8 @@ class Ingestor:
         self.settle_seconds = settle_seconds
         self.clock = clock
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.process_above = process_above
         self._lock = asyncio.Lock()
 
     async def scan(self, progress: Progress | None = None) -> IngestReport:
@@ -132,59 +173,125 @@ class Ingestor:
         report.files_seen = len(files)
         now_ns = int(self.clock() * 1e9)
         settle_ns = int(self.settle_seconds * 1e9)
-        seen: set[str] = set()
-        batch: list[tuple[Digest, FileState]] = []
-        for done, found in enumerate(files, 1):
-            seen.add(found.path)
+        todo: list[tuple[FoundFile, FileState | None]] = []
+        done = 0
+        for found in files:
             old = known.get(found.path)
             if old is not None and (old.size, old.mtime_ns) == (found.size, found.mtime_ns):
                 report.files_unchanged += 1
             elif now_ns - found.mtime_ns < settle_ns:
                 report.files_waiting += 1
             else:
-                parsed = await self._read(found, old, report)
-                if parsed is not None:
-                    batch.append(parsed)
-                if len(batch) >= self.batch_size:
-                    await self._store(batch, report)
-                    batch = []
+                todo.append((found, old))
+                continue
+            done += 1
             if progress is not None:
                 progress(done, len(files))
-        await self._store(batch, report)
+        writer = _Writer(self.repo, report)
+        batch: list[tuple[Digest, FileState]] = []
+        batch_bytes = 0
+        try:
+            async with aclosing(self._read_all(todo)) as reads:
+                async for found, read in reads:
+                    parsed = await self._handle(found, read, writer, report)
+                    if parsed is not None:
+                        batch.append(parsed)
+                        batch_bytes += found.size
+                    if len(batch) >= self.batch_size or batch_bytes >= self.batch_bytes:
+                        await writer.submit(batch)
+                        batch, batch_bytes = [], 0
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(files))
+            await writer.submit(batch)
+        finally:
+            await writer.drain()
+        seen = {found.path for found in files}
         for path in sorted(set(known) - seen):
             await self.repo.delete_file(path)
             report.files_deleted += 1
         return report
 
-    async def _read(
-        self, found: FoundFile, old: FileState | None, report: IngestReport
-    ) -> tuple[Digest, FileState] | None:
-        """Read and parse one file; what is a digest comes back to be stored in a batch."""
+    async def _read_all(
+        self, todo: list[tuple[FoundFile, FileState | None]]
+    ) -> AsyncGenerator[tuple[FoundFile, _Read], None]:
+        """Every file of `todo` read and parsed, in order."""
+        hashes = [(found, old.content_hash if old else None) for found, old in todo]
+        if len(todo) <= self.process_above:
+            for found, known_hash in hashes:
+                try:
+                    read: _Read = await asyncio.to_thread(
+                        _read_and_parse, self.digest_dir, found, self.blog_base_url, known_hash)
+                except OSError as exc:
+                    read = exc
+                yield found, read
+            return
+        chunks = [hashes[i : i + CHUNK_FILES] for i in range(0, len(hashes), CHUNK_FILES)]
+        loop = asyncio.get_running_loop()
+        # spawn: forking this process (its threads, its open connections) is not safe,
+        # and a spawned worker leaves nothing behind once the scan is over.
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        pending: deque[asyncio.Future[list[_Read]]] = deque()
         try:
-            parsed = await asyncio.to_thread(
-                _read_and_parse, self.digest_dir, found, self.blog_base_url,
-                old.content_hash if old else None,
-            )
-        except OSError as exc:  # vanished or unreadable between stat and read
-            report.skipped.append((found.path, f"cannot read: {exc.strerror or exc}"))
+            for index in range(len(chunks)):
+                while len(pending) < CHUNKS_AHEAD and index + len(pending) < len(chunks):
+                    chunk = chunks[index + len(pending)]
+                    pending.append(loop.run_in_executor(
+                        pool, _read_chunk, self.digest_dir, chunk, self.blog_base_url))
+                results = await pending.popleft()
+                for (found, _), read in zip(chunks[index], results, strict=True):
+                    yield found, read
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # never block the event loop
+
+    async def _handle(
+        self, found: FoundFile, parsed: _Read, writer: _Writer, report: IngestReport
+    ) -> tuple[Digest, FileState] | None:
+        """Account for one file read; what is a digest comes back to be stored in a batch."""
+        if isinstance(parsed, OSError):  # vanished or unreadable between stat and read
+            report.skipped.append((found.path, f"cannot read: {parsed.strerror or parsed}"))
             return None
         if parsed.same_bytes:
+            await writer.drain()  # writes stay in file order, one transaction at a time
             await self.repo.touch_file(found.path, found.size, found.mtime_ns)
             report.files_unchanged += 1
             return None
         report.files_read += 1
         report.warnings.extend(parsed.warnings)
         if parsed.digest is None:
+            await writer.drain()
             await self.repo.record_skip(parsed.state)
             report.skipped.append((found.path, parsed.reason or "skipped"))
             return None
         return parsed.digest, parsed.state
 
-    async def _store(self, batch: list[tuple[Digest, FileState]], report: IngestReport) -> None:
-        """Store digests in one transaction: per-file transactions cost 10x at scale."""
-        if not batch:
-            return
-        for result in await self.repo.store_digests(batch):
+
+
+class _Writer:
+    """Stores batches of digests in order, one transaction at a time, in the background:
+    the scan reads and parses the next files meanwhile."""
+
+    def __init__(self, repo: ArchiveRepo, report: IngestReport) -> None:
+        self._repo = repo
+        self._report = report
+        self._pending: asyncio.Task[None] | None = None
+
+    async def submit(self, batch: list[tuple[Digest, FileState]]) -> None:
+        """Start storing this batch once the previous one is stored."""
+        await self.drain()
+        if batch:
+            self._pending = asyncio.create_task(self._store(batch))
+
+    async def drain(self) -> None:
+        """Wait for the batch being stored (and raise what storing it raised)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    async def _store(self, batch: list[tuple[Digest, FileState]]) -> None:
+        report = self._report
+        for result in await self._repo.store_digests(batch):
             report.papers_new += len(result.new_ids)
             report.papers_updated += len(result.updated_ids)
             report.papers_unchanged += len(result.unchanged_ids)

@@ -25,7 +25,7 @@ from bot.domain.models import ArchivedPaper, Digest, Paper, SearchHit, SearchQue
 from bot.domain.query import normalize_arxiv_id
 from bot.errors import UnknownTag
 from bot.storage import search as fulltext
-from bot.storage.engine import WRITE
+from bot.storage.engine import WRITE, bulk_write
 from bot.storage.loading import chunked, load_archived, load_archived_by_id
 from bot.storage.records import ArchiveStats, DigestPapers, FileState, StoreResult
 from bot.storage.tables import (
@@ -392,7 +392,7 @@ class ArchiveRepo:
         if not items:
             return []
         results: list[StoreResult] = []
-        async with self._write() as session:
+        async with self._write() as session, bulk_write(session):
             for batch in _batches(items):
                 results.extend(await _apply(session, batch))
         return results
@@ -564,9 +564,19 @@ def _arxiv_key(text: str) -> str:
 
 
 async def _canonical_tags(session: AsyncSession) -> dict[str, str]:
-    """tag_key -> tag name, for every topic of a stored digest."""
-    names = (await session.scalars(
-        select(DigestFileRow.topic).distinct().where(DigestFileRow.topic.is_not(None))
+    """tag_key -> tag name, for every topic of a stored digest.
+
+    Every tag filter starts here, so the names are read with one index seek per topic
+    (a recursive "next topic after this one") rather than by scanning every file.
+    """
+    topic = DigestFileRow.topic
+    names_cte = select(func.min(topic).label("name")).cte("names", recursive=True)
+    following = select(func.min(topic)).where(topic > names_cte.c.name).scalar_subquery()
+    names_cte = names_cte.union_all(
+        select(following).where(names_cte.c.name.is_not(None))
+    )
+    names: Sequence[str | None] = (await session.scalars(
+        select(names_cte.c.name).where(names_cte.c.name.is_not(None))
     )).all()
     canonical: dict[str, str] = {}
     for name in sorted(n for n in names if n):

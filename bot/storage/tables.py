@@ -60,6 +60,9 @@ class DigestFileRow(Base):
     """
 
     __tablename__ = "digest_files"
+    __table_args__ = (
+        Index(None, "topic", "date"),  # the tags and their last dates, read off the index
+    )
 
     path: Mapped[str] = mapped_column(String, primary_key=True)  # relative, POSIX
     content_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex
@@ -110,7 +113,9 @@ class AppearanceRow(Base):
     __tablename__ = "appearances"
     __table_args__ = (
         UniqueConstraint("paper_id", "digest_path"),
-        Index(None, "topic", "date"),
+        # Covering: tag listings and tag filters read papers of a tag by date from the
+        # index alone (migration 0004; it replaced an index on topic, date).
+        Index(None, "topic", "date", "paper_id"),
         Index(None, "date"),
         Index(None, "digest_path"),
     )

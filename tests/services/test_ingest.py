@@ -217,12 +217,35 @@ async def test_batching_does_not_change_the_outcome(
     folder: Path, tmp_path: Path, clock: Clock
 ) -> None:
     outcomes = []
-    for batch_size in (1, 3, 64):
-        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / f'b{batch_size}.db'}")
+    # The last run parses in a separate process, as a large scan does.
+    for batch_size, batch_bytes, process_above in ((1, 10**9, 10**9), (3, 10**9, 10**9),
+                                                   (64, 2000, 10**9), (64, 10**9, 0)):
+        db = tmp_path / f"b{batch_size}-{batch_bytes}-{process_above}.db"
+        engine = make_engine(f"sqlite+aiosqlite:///{db}")
         await migrate(engine)
         repo = ArchiveRepo(make_sessionmaker(engine))
-        report = await Ingestor(repo, folder, clock=clock, batch_size=batch_size).scan()
+        ingestor = Ingestor(repo, folder, clock=clock, batch_size=batch_size,
+                            batch_bytes=batch_bytes, process_above=process_above)
+        report = await ingestor.scan()
         outcomes.append((sorted(report.new_papers), sorted(report.new_appearances),
-                         report.papers_updated, [t.papers for t in await repo.tags()]))
+                         report.papers_updated, report.skipped, len(report.warnings),
+                         [t.papers for t in await repo.tags()]))
         await engine.dispose()
-    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert outcomes[0] == outcomes[1] == outcomes[2] == outcomes[3]
+
+
+async def test_large_scan_parsed_in_a_process_reports_like_a_small_one(
+    archive: ArchiveRepo, folder: Path, clock: Clock
+) -> None:
+    bad = folder / "2024-02-01" / "Broken.md"
+    bad.write_bytes(b"\xff\xfe not a digest at all")
+    age(bad)
+    seen: list[tuple[int, int]] = []
+    ingestor = Ingestor(archive, folder, clock=clock, process_above=0)
+    report = await ingestor.scan(progress=lambda done, total: seen.append((done, total)))
+    assert report.papers_new == FIXTURE_DISTINCT_IDS
+    assert "2024-02-01/Broken.md" in dict(report.skipped)
+    assert seen[-1] == (report.files_seen, report.files_seen)
+    assert [done for done, _ in seen] == list(range(1, report.files_seen + 1))
+    again = await ingestor.scan()
+    assert again.files_read == 0
