@@ -1,10 +1,11 @@
-"""`python -m bench.botproc run`: `paperfeed run` with its rate limiter at BENCH_SEND_RATE.
+"""`python -m bench.botproc run`: `paperfeed run` with its rate limiter set by the benchmark.
 
-The product's limiter is `bot.tg.app.rate_limiter()`: AIORateLimiter with a bucket of one
-refilled SEND_RATE (28) times a second. For Telegram's paid broadcasts (up to 1000
-messages a second) the benchmark builds the very same limiter with only that knob
-raised, by setting the module constant before the bot is assembled; the product's
-defaults are untouched. Without BENCH_SEND_RATE this is exactly `python -m bot`.
+The product's limiter is `bot.tg.app.rate_limiter()`: python-telegram-bot's AIORateLimiter
+with the overall limit kept by a Pacer, SEND_LIMIT (30) messages in any SEND_WINDOW
+(1 s). For Telegram's paid broadcasts (up to 1000 messages a second) the benchmark
+builds the very same limiter with only those knobs changed, BENCH_SEND_LIMIT and
+BENCH_SEND_WINDOW, by setting the module constants before the bot is assembled; the
+product's defaults are untouched. Without them this is exactly `python -m bot`.
 BENCH_PROFILE=<file> also writes a cProfile of the run there (where the bot's time goes).
 """
 
@@ -16,14 +17,17 @@ import bot.tg.app as tg_app
 from bot.cli import main
 
 
-def _apply_rate() -> None:
-    rate = os.environ.get("BENCH_SEND_RATE", "").strip()
-    if rate:
-        tg_app.SEND_RATE = float(rate)  # type: ignore[assignment]  # read by rate_limiter()
+def _apply_limits() -> None:
+    limit = os.environ.get("BENCH_SEND_LIMIT", "").strip()
+    if limit:
+        tg_app.SEND_LIMIT = int(limit)  # read by rate_limiter()
+    window = os.environ.get("BENCH_SEND_WINDOW", "").strip()
+    if window:
+        tg_app.SEND_WINDOW = float(window)
 
 
 def _main() -> None:
-    _apply_rate()
+    _apply_limits()
     profile = os.environ.get("BENCH_PROFILE", "").strip()
     if not profile:
         main()

@@ -9,9 +9,11 @@ Two halves that share only the database:
   index is the guarantee).
 * :meth:`Delivery.drain` sends what is due, while it holds the sender lease. Each chat's
   rows go strictly in order, one at a time, while up to ``workers`` chats are served at
-  once; rows are read in pages, so a large backlog is never in memory at once. Cards
-  are rendered at send time, so rendering fixes and settings changes apply to rows
-  already queued.
+  once; rows are read in pages and at most ``buffer_rows`` are held, so a large backlog
+  is never in memory at once. Cards are rendered at send time (once per drain for each
+  paper, digest, style and language, however many chats get it), so rendering fixes
+  and settings changes apply to rows already queued. Marks of rows sent are written in
+  batches: whatever finished while the previous batch was being committed (see _Acks).
 
 What a failed send does to its row is decided by the exception type (see
 bot.services.ports): a 429 that got past the rate limiter keeps it pending until the
@@ -39,7 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.domain.matching import wants
@@ -58,7 +60,7 @@ from bot.services.ports import (
 )
 from bot.storage.chats import ChatRepo
 from bot.storage.loading import chunked
-from bot.storage.outbox import LEASE_SENDER, NewDelivery, OutboxItem, OutboxRepo
+from bot.storage.outbox import LEASE_SENDER, NewDelivery, OutboxItem, OutboxRepo, SentMark
 from bot.storage.records import DigestPapers
 from bot.storage.repository import ArchiveRepo
 
@@ -79,6 +81,9 @@ Progress = Callable[[int, int, int], None]
 
 CHATS_PER_ENQUEUE: Final = 200  # chats planned and written per transaction
 PAPER_CACHE: Final = 256  # papers kept while draining (one paper goes to many chats)
+MESSAGE_CACHE: Final = 512  # rendered cards and headers kept while draining
+BUFFER_ROWS: Final = 16_384  # due rows held in memory while draining (see Delivery)
+BULK_CHATS: Final = 100  # new chats on one page from which all subscribers are loaded at once
 MAX_PASSES: Final = 1000
 BACKFILL_DAYS: Final = 7
 """A new digest dated more than this many days before the newest digest in the archive
@@ -184,6 +189,18 @@ def _interleave(plans: Sequence[Sequence[NewDelivery]]) -> list[NewDelivery]:
     return out
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Store ``value``, dropping the oldest entry beyond MESSAGE_CACHE; returns it."""
+    if len(cache) >= MESSAGE_CACHE:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
+
+
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The first real exception in a (nested) exception group."""
     first = group.exceptions[0]
@@ -237,6 +254,8 @@ class _Lane:
 
     chat_id: int
     rows: deque[OutboxItem] = field(default_factory=deque)
+    chat: Chat | None = None  # loaded when the lane first runs in its pass
+    loaded: bool = False
     running: bool = False
     accepting: bool = True  # False: this chat's later rows wait for the next pass
     stopped: bool = False  # True: drop what is buffered, too
@@ -262,6 +281,11 @@ class _Run:
     room: asyncio.Event = field(default_factory=asyncio.Event)
     papers: OrderedDict[str, asyncio.Task[ArchivedPaper | None]] = field(
         default_factory=OrderedDict)
+    # Rendered once per drain, not once per chat: (arXiv id, digest, style, language)
+    # -> the paper it was rendered from and the message; headers by what they show.
+    cards: dict[tuple[str, str | None, str, str], tuple[ArchivedPaper, Outgoing]] = field(
+        default_factory=dict)
+    headers: dict[tuple[str, str, int, str, str], Outgoing] = field(default_factory=dict)
 
     @property
     def stopping(self) -> bool:
@@ -284,6 +308,67 @@ class _Run:
 class _Pass:
     rerun: bool = False  # rows were left for another pass (moved chat, full buffer)
     progress: bool = False
+    # The subscribers as the pass found them, once a page brought many new chats; chats
+    # not in it (inactive, unknown, following nothing) are still looked up one by one.
+    chats: dict[int, Chat] | None = None
+
+
+class _Acks:
+    """Group commit of "sent" marks: one transaction for all the sends that finished
+    while the previous one was being written.
+
+    Why: a transaction per message was most of the sender's database work at hundreds
+    of messages a second. Each worker still waits for its own mark before it sends its
+    next message, so what a crash can repeat stays "at most one message per worker";
+    a batch commits whole or not at all, and its rows stay pending if it fails.
+    """
+
+    def __init__(self, outbox: OutboxRepo) -> None:
+        self._outbox = outbox
+        self._marks: list[SentMark] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, mark: SentMark) -> None:
+        """Return once ``mark`` is committed; if the caller is cancelled meanwhile, the
+        mark is still written (Telegram has the message) before the cancellation goes on."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._marks.append(mark)
+        self._waiters.append(done)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+            # Its failure reaches every waiter; retrieving it here keeps asyncio from
+            # logging it a second time when the task is collected.
+            self._writer.add_done_callback(
+                lambda task: None if task.cancelled() else task.exception())
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await done
+            raise
+
+    async def _write(self) -> None:
+        while self._marks:
+            marks, waiters = self._marks, self._waiters
+            self._marks, self._waiters = [], []
+            error: BaseException | None = None
+            try:
+                await self._outbox.mark_sent_many(marks)
+            except BaseException as exc:  # handed to the waiters, re-raised below if fatal
+                error = exc
+            if error is not None and not isinstance(error, Exception):
+                # Cancelled or dying: fail the marks queued meanwhile too, so that no
+                # worker waits for a writer that is gone.
+                waiters += self._waiters
+                self._marks, self._waiters = [], []
+            for waiter in waiters:
+                if not waiter.done():
+                    if error is None:
+                        waiter.set_result(None)
+                    else:
+                        waiter.set_exception(error)
+            if error is not None and not isinstance(error, Exception):
+                raise error
 
 
 # --------------------------------------------------------------------------- the service
@@ -312,10 +397,12 @@ class Delivery:
         group_gap: float = 3.0,
         page_size: int = 500,
         chat_buffer: int = 64,
+        buffer_rows: int = BUFFER_ROWS,
         may_send: Callable[[], bool] | None = None,
     ) -> None:
-        if workers < 1 or max_attempts < 1 or page_size < 1 or chat_buffer < 1:
-            raise ValueError("workers, max_attempts, page_size and chat_buffer must be >= 1")
+        if min(workers, max_attempts, page_size, chat_buffer, buffer_rows) < 1:
+            raise ValueError("workers, max_attempts, page_size, chat_buffer and buffer_rows "
+                             "must be >= 1")
         self._archive = archive
         self._chats = chats
         self._outbox = outbox
@@ -336,7 +423,10 @@ class Delivery:
         # Several processes on one database: only the active instance sends (see
         # bot.services.leader); None (one process, the tests) always may.
         self._may_send = may_send
-        self._buffer_rows = max(2 * page_size, workers)
+        # Many chats' rows at once: each chat may only get a message a second, so the
+        # rate a drain can reach is about the number of chats it has rows of.
+        self._buffer_rows = max(buffer_rows, workers)
+        self._acks = _Acks(outbox)
         self._draining = False
         self._again = False
         self._stopped = False
@@ -598,6 +688,11 @@ class Delivery:
                     break
                 page = await self._outbox.due(self._clock.now(), after=after,
                                               limit=self._page_size)
+                if state.chats is None and len({i.chat_id for i in page} - lanes.keys()
+                                               ) >= BULK_CHATS:
+                    # A broadcast: one query for all subscribers instead of one per chat
+                    # (a chat's settings then count as of this moment for this pass).
+                    state.chats = {c.chat_id: c for c in await self._chats.subscribers()}
                 for item in page:
                     lane = lanes.get(item.chat_id)
                     if lane is None:
@@ -625,7 +720,13 @@ class Delivery:
         """Send one chat's buffered rows in order; a worker slot only while sending."""
         loop = asyncio.get_running_loop()
         try:
-            chat = await self._chats.get(lane.chat_id)
+            if not lane.loaded:  # once per pass, however often the lane runs dry and refills
+                lane.chat = (state.chats or {}).get(lane.chat_id)
+                if lane.chat is None:
+                    async with slots:  # thousands of new lanes must not all query at once
+                        lane.chat = await self._chats.get(lane.chat_id)
+                lane.loaded = True
+            chat = lane.chat
             if chat is None or not chat.active:
                 why = "chat is unknown" if chat is None else (
                     f"chat is inactive: {chat.disabled_reason or 'disabled'}")
@@ -724,13 +825,7 @@ class Delivery:
         run.transient_streak = 0
         # Telegram has the message: record that even if this task is being cancelled
         # (a shutdown, or another chat's task failing), and only then give up.
-        mark = asyncio.ensure_future(
-            self._outbox.mark_sent(item.id, message_id, at=self._clock.now()))
-        try:
-            await asyncio.shield(mark)
-        except asyncio.CancelledError:
-            await mark
-            raise
+        await self._acks.record(SentMark(item.id, message_id, self._clock.now()))
         run.sent += 1
         run.plain += plain
         run.report_progress()
@@ -760,13 +855,18 @@ class Delivery:
         return _Next.STOP
 
     async def _message(self, chat: Chat, item: OutboxItem, run: _Run) -> Outgoing:
-        """Render a row now, with the chat's current settings."""
+        """Render a row now, with the chat's current settings (each message once a drain)."""
         if item.kind == "header":
             meta: dict[str, Any] = dict(item.meta or {})
-            html = render_header(str(meta.get("topic") or ""), meta.get("date"),
-                                 int(meta.get("papers") or 0), lang=chat.lang,
-                                 reason=item.reason)
-            return Outgoing(html=html, plain_fallback=plain_text(html))
+            key = (str(meta.get("topic") or ""), str(meta.get("date") or ""),
+                   int(meta.get("papers") or 0), chat.lang, item.reason)
+            header = run.headers.get(key)
+            if header is None:
+                html = render_header(key[0], key[1], key[2], lang=chat.lang,
+                                     reason=item.reason)
+                header = _remember(run.headers, key,
+                                   Outgoing(html=html, plain_fallback=plain_text(html)))
+            return header
         if not item.arxiv_id:
             raise _Skip(f"a {item.kind!r} row without an arXiv id")
         paper = await self._paper(item.arxiv_id, run)
@@ -774,11 +874,19 @@ class Delivery:
             raise _Skip("the paper is no longer in the archive")
         if item.reason == "new" and not wants(chat, paper):
             raise _Skip("the chat no longer follows this paper")
+        style: Literal["full", "compact"] = "compact" if chat.style == "compact" else "full"
+        card_key = (item.arxiv_id, item.digest_path, style, chat.lang)
+        found = run.cards.get(card_key)
+        if found is not None and found[0] is paper:  # rendered from this very paper
+            return found[1]
+        return _remember(run.cards, card_key, (paper, self._card(paper, item, style, chat)))[1]
+
+    def _card(self, paper: ArchivedPaper, item: OutboxItem,
+              style: Literal["full", "compact"], chat: Chat) -> Outgoing:
         p = paper.paper
         fallback = f"{p.title}\n{p.abs_url}"
         appearance = next((a for a in paper.appearances if a.digest_path == item.digest_path),
                           None)
-        style: Literal["full", "compact"] = "compact" if chat.style == "compact" else "full"
         try:
             card = render_card(paper, blog_base_url=self._blog, style=style,
                                appearance=appearance, lang=chat.lang)

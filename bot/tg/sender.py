@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import warnings
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final, TypeVar
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram import error as tg_error
 from telegram.constants import ParseMode
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.domain.models import Chat
-from bot.domain.rendering import Card
+from bot.domain.rendering import Button, Card
 from bot.errors import ChatGone
 from bot.services.ports import (
     ChatMigrated,
@@ -66,6 +66,11 @@ _GONE: Final = (
 )
 """BadRequest descriptions that mean the chat, not the message, is the problem."""
 
+_CACHE_SIZE: Final = 256
+_NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
+_T = TypeVar("_T")
+Buttons = tuple[tuple[Button, ...], ...]
+
 
 def _retry_seconds(exc: tg_error.RetryAfter) -> float:
     with warnings.catch_warnings():  # int vs timedelta, see PTB_TIMEDELTA
@@ -75,24 +80,28 @@ def _retry_seconds(exc: tg_error.RetryAfter) -> float:
 
 
 class TelegramSender:
-    """Implements bot.services.ports.Sender with ``bot.send_message``."""
+    """Implements bot.services.ports.Sender with ``bot.send_message``.
+
+    A broadcast sends the same few cards to thousands of chats, so the keyboards and
+    preview options built for them are kept (python-telegram-bot's objects are
+    immutable, so sharing them is safe) instead of being rebuilt for every message.
+    """
 
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
+        self._keyboards: dict[Buttons, InlineKeyboardMarkup | None] = {}
+        self._previews: dict[str | None, LinkPreviewOptions] = {}
 
     async def send(self, chat: Chat, message: Outgoing) -> int:
         """Send and return the message id; failures as described in the module docstring."""
         if message.html is None:
             text, parse_mode, keyboard = message.plain_fallback, None, None
-            preview = LinkPreviewOptions(is_disabled=True)
+            preview = _NO_PREVIEW
         else:
             # The same Bot API shape as a card sent in reply to a command (bot.tg.cards).
-            card = Card(message.html, message.preview_url, message.buttons)
-            text, parse_mode, preview = card.html, ParseMode.HTML, preview_options(card)
-            try:
-                keyboard = markup(card.buttons)
-            except ValueError as exc:  # callback data Telegram would refuse
-                raise MessageRejected(f"bad button: {exc}") from exc
+            text, parse_mode = message.html, ParseMode.HTML
+            preview = self._preview(message.preview_url)
+            keyboard = self._keyboard(message.buttons)
         try:
             sent = await self._bot.send_message(
                 chat_id=chat.chat_id,
@@ -120,3 +129,26 @@ class TelegramSender:
         except tg_error.TelegramError as exc:  # NetworkError (5xx, dropped connections), ...
             raise TransientSendError(exc.message or type(exc).__name__) from exc
         return sent.message_id
+
+    def _preview(self, url: str | None) -> LinkPreviewOptions:
+        found = self._previews.get(url)
+        if found is None:
+            found = _keep(self._previews, url, preview_options(Card("", url)))
+        return found
+
+    def _keyboard(self, buttons: Buttons) -> InlineKeyboardMarkup | None:
+        if buttons in self._keyboards:
+            return self._keyboards[buttons]
+        try:
+            keyboard = markup(buttons)
+        except ValueError as exc:  # callback data Telegram would refuse
+            raise MessageRejected(f"bad button: {exc}") from exc
+        return _keep(self._keyboards, buttons, keyboard)
+
+
+def _keep(cache: dict[Any, _T], key: Any, value: _T) -> _T:
+    """Remember ``value``; a full cache starts over (cards change from digest to digest)."""
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value

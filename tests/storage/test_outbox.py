@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage.engine import make_sessionmaker
-from bot.storage.outbox import LEASE_SENDER, NewDelivery, OutboxRepo
+from bot.storage.outbox import LEASE_SENDER, NewDelivery, OutboxRepo, SentMark
 from bot.storage.tables import OutboxRow
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
@@ -117,6 +117,25 @@ async def test_outcomes_and_counts(outbox: OutboxRepo) -> None:
     assert cancelled is not None
     assert cancelled.last_error == "bot was blocked by the user"
     assert await outbox.due(T0) == []
+
+
+async def test_mark_sent_many_records_a_batch_in_one_call(outbox: OutboxRepo) -> None:
+    await outbox.enqueue([card(1, "a"), card(1, "b"), card(2, "c"), card(3, "d")])
+    a, b, c, d = await outbox.due(T0)
+    await outbox.mark_retry(b.id, "Bad Gateway", T0 - TTL)  # one earlier attempt
+    later = T0 + TTL
+    await outbox.mark_sent_many([SentMark(a.id, 11, T0), SentMark(b.id, 12, later),
+                                 SentMark(c.id, 13, T0)])
+    await outbox.mark_sent_many([])  # nothing to do
+    rows = {r.id: r for r in await outbox.due(T0 + 2 * TTL)}
+    assert list(rows) == [d.id]
+    for row_id, message_id, at, attempts in ((a.id, 11, T0, 1), (b.id, 12, later, 2),
+                                             (c.id, 13, T0, 1)):
+        stored = await outbox.get(row_id)
+        assert stored is not None
+        assert (stored.state, stored.message_id, stored.sent_at, stored.attempts,
+                stored.next_attempt_at) == ("sent", message_id, at, attempts, None)
+    assert await outbox.counts() == {"pending": 1, "sent": 3, "failed": 0, "cancelled": 0}
 
 
 async def test_move_chat_takes_history_along_and_skips_what_the_target_has(

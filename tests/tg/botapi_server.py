@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import re
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Literal, Self
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from tests.tg.botapi_faults import (
     FaultInjector,
@@ -157,6 +158,7 @@ _RESTRICTED_RIGHTS = (
 _CALLBACK_QUERY_TTL = 15.0  # seconds a client waits for answerCallbackQuery
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_BODY_BYTES = 60 * 1024 * 1024
+_FORMAT_CACHE = 512  # distinct message texts whose parse is remembered (see _formatted)
 
 
 # ---------------------------------------------------------------------------------
@@ -561,6 +563,31 @@ def _parse_multipart(body: bytes, boundary: str) -> tuple[dict[str, str], dict[s
     return fields, files
 
 
+def _form_fields(body: str) -> list[tuple[str, str]]:
+    """``parse_qsl(body, keep_blank_values=True)``, with long values decoded once.
+
+    A broadcast posts the same percent-encoded card to every chat, and decoding it
+    (pure Python, one step per escape) was a large share of a request's cost. Same
+    splitting and the same ``unquote_plus`` as parse_qsl, so the result is identical.
+    """
+    fields: list[tuple[str, str]] = []
+    for pair in body.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            fields.append((unquote_plus(name), _form_value(value)))
+    return fields
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_form_value(value: str) -> str:
+    return unquote_plus(value)
+
+
+def _form_value(value: str) -> str:
+    """Short values (chat ids, flags) vary per request: only long ones go to the cache."""
+    return _cached_form_value(value) if len(value) > 256 else unquote_plus(value)
+
+
 def _content_type(headers: dict[str, str]) -> tuple[str, dict[str, str]]:
     raw = headers.get("content-type", "")
     kind, *rest = raw.split(";")
@@ -741,6 +768,7 @@ class FakeBotApi:
         self._callback_queries: dict[str, _PendingQuery] = {}
         self._inline_queries: dict[str, _PendingQuery] = {}
         self._files: dict[str, tuple[str, bytes | None]] = {}  # file_id -> (path, data)
+        self._format_cache: dict[tuple[str, str | None, str, bool], FormattedText] = {}
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
         self._allowed_updates: frozenset[str] = _DEFAULT_ALLOWED_UPDATES
@@ -1571,7 +1599,7 @@ class FakeBotApi:
                     raise bad_request("[fake] JSON request body must be an object")
                 values.update(decoded)
             elif kind == "application/x-www-form-urlencoded":
-                values.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+                values.update(_form_fields(body.decode("utf-8")))
             elif kind == "multipart/form-data":
                 fields, files = _parse_multipart(body, options.get("boundary", ""))
                 values.update(fields)
@@ -1720,13 +1748,13 @@ class FakeBotApi:
         required: bool,
     ) -> FormattedText | None:
         entities = p.get_json(entities_name, "can't parse entities JSON object")
-        formatted = format_text(
-            p.get_str(name),
-            parse_mode=p.get_str("parse_mode"),
-            entities=entities,
-            kind=kind,
-            required=required,
-        )
+        raw, mode = p.get_str(name), p.get_str("parse_mode")
+        if entities is None and raw:
+            formatted: FormattedText | None = self._formatted(raw, mode, kind, required)
+        else:
+            formatted = format_text(
+                raw, parse_mode=mode, entities=entities, kind=kind, required=required
+            )
         if formatted is not None:
             for entity in formatted.entities:
                 if entity["type"] == "text_mention":
@@ -1734,6 +1762,29 @@ class FakeBotApi:
                     if user is not None:
                         entity["user"] = user.to_api()
         return formatted
+
+    def _formatted(
+        self, raw: str, mode: str | None, kind: Literal["text", "caption"], required: bool
+    ) -> FormattedText | None:
+        """``format_text`` of a non-empty text without explicit entities, remembered.
+
+        A broadcast sends one card to thousands of chats, and the pure-Python HTML parse
+        was most of what a request cost the fake. The outcome depends only on these
+        values, so the cache answers exactly as a fresh parse would; rejected texts are
+        not cached: they are parsed (and refused) every time.
+        """
+        key = (raw, mode, kind, required)
+        found = self._format_cache.get(key)
+        if found is None:
+            found = format_text(raw, parse_mode=mode, entities=None, kind=kind,
+                                required=required)
+            if found is None:
+                return None
+            if len(self._format_cache) >= _FORMAT_CACHE:
+                del self._format_cache[next(iter(self._format_cache))]  # the oldest
+            self._format_cache[key] = found
+        # Each message gets its own entity dicts: callers fill in users, edits replace them.
+        return replace(found, entities=[dict(e) for e in found.entities])
 
     def _new_bot_message(
         self,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -46,7 +47,7 @@ from telegram.ext import (
 )
 
 from tests.tg.botapi_faults import FloodControl, ManualClock, RateWindow
-from tests.tg.botapi_server import FakeBotApi, FakeChat, FakeUser
+from tests.tg.botapi_server import FakeBotApi, FakeChat, FakeUser, _form_fields
 from tests.tg.ptb_harness import builder_for, running_application, settle
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -214,6 +215,42 @@ async def test_trimming_shifts_entities(botapi: FakeBotApi) -> None:
     assert message.text == "Title"
     assert message.entities[0].offset == 0
     assert botapi.last_sent().text == "\n\n<b>Title</b>\n"
+
+
+async def test_a_repeated_text_is_checked_as_strictly_every_time(botapi: FakeBotApi) -> None:
+    """The server remembers how it parsed a text (a broadcast repeats one card for
+    thousands of chats); refusals are never remembered, and each message keeps its own
+    entities."""
+    _, chat = known_private_chat(botapi)
+    card = "<b>Title</b> <a href=\"https://arxiv.org/abs/1\">arXiv</a> <i>end</i>"
+    too_long = "<b>" + "a" * 4097 + "</b>"
+    async with make_bot(botapi) as bot:
+        for _ in range(3):
+            await bot.send_message(chat.id, card, parse_mode=ParseMode.HTML)
+            with pytest.raises(BadRequest, match="Can't parse entities"):
+                await bot.send_message(chat.id, "Score <3 points", parse_mode=ParseMode.HTML)
+            with pytest.raises(BadRequest, match="Message is too long"):
+                await bot.send_message(chat.id, too_long, parse_mode=ParseMode.HTML)
+            with pytest.raises(BadRequest, match="Button_data_invalid"):
+                await bot.send_message(chat.id, card, parse_mode=ParseMode.HTML,
+                                       reply_markup=keyboard(
+                                           InlineKeyboardButton("A", callback_data="x" * 65)))
+        plain = await bot.send_message(chat.id, card)  # the same text without parse mode
+    first, second, third = botapi.sent[:3]
+    assert first.entities == second.entities == third.entities
+    assert first.entities is not second.entities
+    first.entities[0]["length"] = 99
+    assert second.entities[0]["length"] == 5
+    assert plain.text == card  # parsed anew: no parse mode, no entities
+    assert len(botapi.sent) == 4
+
+
+def test_form_bodies_decode_like_parse_qsl() -> None:
+    long = "x" * 300
+    for body in ("", "a=1", "a=1&&b=2&c", "t=%3Cb%3E+%E4%B8%AD%F0%9F%98%80&t=2",
+                 f"text={long}%26&chat_id=7", f"text={long}%26&chat_id=8", "a+b=c+d&=x",
+                 "bad=%E4%B8&pct=%zz&plus=%2B"):
+        assert _form_fields(body) == parse_qsl(body, keep_blank_values=True), body
 
 
 async def test_link_preview_options(botapi: FakeBotApi) -> None:

@@ -2,7 +2,7 @@
 
 Why: the sender is where Telegram's answers become delivery decisions, so it is tested
 with what Telegram (as faked by tests/tg) really answers, not with mocks; and the
-broadcast test checks that delivery plus PTB's AIORateLimiter stay inside Telegram's
+broadcast test checks that delivery plus the bot's own rate limiter stay inside Telegram's
 flood limits, which only an end-to-end run can show.
 """
 
@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Bot
-from telegram.ext import AIORateLimiter
 
 from bot.domain.models import Appearance, ArchivedPaper, Chat, Paper
 from bot.domain.rendering import Button, render_card
@@ -36,6 +35,7 @@ from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
+from bot.tg.app import rate_limiter
 from bot.tg.sender import TelegramSender
 from tests.storage.factories import make_digest, make_paper, state_of
 from tests.tg.botapi_faults import FloodControl, ManualClock
@@ -220,17 +220,6 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     await engine.dispose()
 
 
-def limiter() -> AIORateLimiter:
-    """Telegram's 30 messages/s, as a leaky bucket that holds one request.
-
-    AIORateLimiter(overall_max_rate=30) is a bucket of 30 that also drains at 30/s, so
-    it lets about 60 messages through in the first second; a bucket of one spaces the
-    sends evenly and never exceeds 29 in any one-second window.
-    """
-    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 28,
-                          group_max_rate=20, group_time_period=60, max_retries=3)
-
-
 async def _broadcast(server: FakeBotApi, stack: Stack, chats: list[FakeChat], *papers: Paper,
                      repost: bool, chat_buffer: int = 64) -> int:
     """Subscribe the chats, publish the papers, enqueue and drain; the rows queued."""
@@ -239,7 +228,7 @@ async def _broadcast(server: FakeBotApi, stack: Stack, chats: list[FakeChat], *p
         await stack.chats.subscribe(fake.id, ["NeRF"])
     digest = make_digest("NeRF", date(2024, 6, 1), papers)
     result = await stack.archive.store_digest(digest, state_of(digest))
-    app = builder_for(server).rate_limiter(limiter()).build()
+    app = builder_for(server).rate_limiter(rate_limiter()).build()
     async with app:
         delivery = Delivery(stack.archive, stack.chats, stack.outbox, TelegramSender(app.bot),
                             SystemClock(), default_tz="UTC", default_daily_time=time(9, 0),
