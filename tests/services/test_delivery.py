@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -42,10 +42,9 @@ from bot.services.ports import (
     TransientSendError,
 )
 from bot.storage.chats import ChatRepo
-from bot.storage.engine import make_engine, make_sessionmaker, migrate
+from bot.storage.engine import make_sessionmaker
 from bot.storage.outbox import LEASE_SENDER, OutboxRepo
 from bot.storage.repository import ArchiveRepo
-from tests.conftest import BACKENDS, PG_URL, wipe_postgres
 from tests.fixtures.expected import (
     FIXTURE_DIR,
     FIXTURE_DISTINCT_IDS,
@@ -138,19 +137,6 @@ class FakeClock:
 
 
 # --------------------------------------------------------------------------- the world
-
-
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'delivery.db'}"
-    else:
-        await wipe_postgres(PG_URL)
-        url = PG_URL
-    engine = make_engine(url)
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 @dataclass

@@ -7,9 +7,8 @@ Uses the world of test_delivery.py (a real database, the fake sender and clock).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,10 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.domain.models import Chat
 from bot.services.delivery import Delivery
 from bot.storage.chats import ChatRepo
-from bot.storage.engine import make_engine, make_sessionmaker, migrate
+from bot.storage.engine import make_sessionmaker
 from bot.storage.outbox import OutboxRepo, SentMark
 from bot.storage.repository import ArchiveRepo
-from tests.conftest import BACKENDS, PG_URL, wipe_postgres
 from tests.services.test_delivery import (
     DAY1,
     FakeClock,
@@ -30,19 +28,6 @@ from tests.services.test_delivery import (
     kinds,
     paper,
 )
-
-
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'delivery.db'}"
-    else:
-        await wipe_postgres(PG_URL)
-        url = PG_URL
-    engine = make_engine(url)
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
