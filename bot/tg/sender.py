@@ -29,9 +29,10 @@ chat itself refuses, and then the row fails visibly instead of being dropped.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from datetime import timedelta
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram import error as tg_error
@@ -66,9 +67,7 @@ _GONE: Final = (
 )
 """BadRequest descriptions that mean the chat, not the message, is the problem."""
 
-_CACHE_SIZE: Final = 256
 _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
-_T = TypeVar("_T")
 Buttons = tuple[tuple[Button, ...], ...]
 
 
@@ -89,8 +88,6 @@ class TelegramSender:
 
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
-        self._keyboards: dict[Buttons, InlineKeyboardMarkup | None] = {}
-        self._previews: dict[str | None, LinkPreviewOptions] = {}
 
     async def send(self, chat: Chat, message: Outgoing) -> int:
         """Send and return the message id; failures as described in the module docstring."""
@@ -100,8 +97,11 @@ class TelegramSender:
         else:
             # The same Bot API shape as a card sent in reply to a command (bot.tg.cards).
             text, parse_mode = message.html, ParseMode.HTML
-            preview = self._preview(message.preview_url)
-            keyboard = self._keyboard(message.buttons)
+            preview = _preview(message.preview_url)
+            try:
+                keyboard = _keyboard(message.buttons)
+            except ValueError as exc:  # callback data Telegram would refuse
+                raise MessageRejected(f"bad button: {exc}") from exc
         try:
             sent = await self._bot.send_message(
                 chat_id=chat.chat_id,
@@ -130,25 +130,12 @@ class TelegramSender:
             raise TransientSendError(exc.message or type(exc).__name__) from exc
         return sent.message_id
 
-    def _preview(self, url: str | None) -> LinkPreviewOptions:
-        found = self._previews.get(url)
-        if found is None:
-            found = _keep(self._previews, url, preview_options(Card("", url)))
-        return found
 
-    def _keyboard(self, buttons: Buttons) -> InlineKeyboardMarkup | None:
-        if buttons in self._keyboards:
-            return self._keyboards[buttons]
-        try:
-            keyboard = markup(buttons)
-        except ValueError as exc:  # callback data Telegram would refuse
-            raise MessageRejected(f"bad button: {exc}") from exc
-        return _keep(self._keyboards, buttons, keyboard)
+@functools.lru_cache(maxsize=256)
+def _preview(url: str | None) -> LinkPreviewOptions:
+    return preview_options(Card("", url))
 
 
-def _keep(cache: dict[Any, _T], key: Any, value: _T) -> _T:
-    """Remember ``value``; a full cache starts over (cards change from digest to digest)."""
-    if len(cache) >= _CACHE_SIZE:
-        cache.clear()
-    cache[key] = value
-    return value
+@functools.lru_cache(maxsize=256)
+def _keyboard(buttons: Buttons) -> InlineKeyboardMarkup | None:
+    return markup(buttons)  # a ValueError is not cached: it is raised again each time
