@@ -10,7 +10,7 @@ A digest is one topic on one day, stored as ``<YYYY-MM-DD>/<topic>.md``::
     ---
     >⚠️ … >🔴 … >💗 …                    disclaimer (blockquote)
     # 2024-10-12 更新                    run heading
-    ## <paper title>                     one section per paper
+    ## <paper title>                     one section per paper (any heading level 1-4)
     **Authors:A, B, C**
     <abstract>
     [PDF](http://arxiv.org/abs/2410.07971v1) <optional arXiv comment>
@@ -31,26 +31,44 @@ The approach, and why
 
 The LLM analysis is free text: it repeats bold headings (``**摘要**：``,
 ``**Authors**:``), contains ``###`` headings, raw HTML and, in principle, ``## `` lines.
-So the parser never trusts a heading by itself; it decides by *structure*:
+And the summariser writes paper titles as ``## `` today but may write ``### `` (or
+``#``, ``####``) tomorrow. So the parser trusts neither a heading nor a heading level
+by itself; it decides by *structure*:
 
 1. One regex pass over the body finds the only lines that matter for structure:
-   ``## `` headings, ``# YYYY-MM-DD 更新`` run headings and ``[PDF](`` lines.
+   ``# YYYY-MM-DD 更新`` run headings, the other ATX headings of level 1-4 (``# `` to
+   ``#### ``) and ``[PDF](`` lines.
    Everything else is sliced out of the text by offset, so the cost is a few C-level
    searches per section rather than Python work per line.
-2. A ``## `` heading starts a *candidate* section that runs to the next ``## `` or run
-   heading. A candidate is a **paper** when an arXiv ``[PDF](…)`` line follows its
-   heading before any ``**[ChatPaperFree]`` or ``<details>`` line. A candidate with an
-   ``**Authors:`` line right under its heading but no PDF line is a **broken** paper:
-   it is skipped with a `ParseWarning`. Any other candidate belongs to the analysis of
-   the paper before it (its region is merged back), or is ignored before the first paper.
-3. A run heading ends the paper before it; the disclaimer blockquote just above it is cut
+2. The file's *paper level*. Every arXiv ``[PDF](…)`` line has a *header*: the headings
+   above it, back to the previous PDF line or run heading, that no
+   ``**[ChatPaperFree]`` or ``<details>`` line separates from it. The paper level is the
+   heading level found in the most headers; on a tie, 2 (the known format) wins, then
+   the shallower level. Headings at the paper level or shallower start candidates;
+   deeper ones are plain text of the section they sit in. (With nothing to vote on,
+   headings of a single level or no PDF line under any heading, every heading is a
+   candidate.) Examples: ``## Title`` / ``### subtitle`` / ``**Authors:…`` is one paper
+   titled ``Title``: level 2 is in every header, level 3 at most in as many. Group
+   headings ``## Group`` above ``### Paper`` titles lose to level 3, which is in every
+   header. A file of ``### `` titles has paper level 3, so its ``####`` analysis
+   headings are text; in a ``## `` file the analysis ``###`` headings never become
+   candidates at all. The vote is global on purpose: a heading's level says nothing
+   alone, but one file is written by one prompt, in one format.
+3. A candidate section runs to the next candidate or run heading. A candidate is a
+   **paper** when an arXiv ``[PDF](…)`` line follows its heading before any
+   ``**[ChatPaperFree]`` or ``<details>`` line. A candidate with an ``**Authors:`` line
+   right under its heading (and any deeper sub-headings) but no PDF line is a **broken**
+   paper: it is skipped with a `ParseWarning`. Any other candidate (an analysis heading
+   at or above the paper level) belongs to the analysis of the paper before it (its
+   region is merged back), or is ignored before the first paper.
+4. A run heading ends the paper before it; the disclaimer blockquote just above it is cut
    off, so neither pollutes that paper's analysis or figures.
-4. Inside a paper, the summary and takeaways headings are searched for only between the
+5. Inside a paper, the summary and takeaways headings are searched for only between the
    PDF line and ``**[ChatPaperFree]`` (the analysis repeats those headings). The first
    bold heading there is the summary, the next one the takeaways, whatever their
    spelling; known spellings (``**Summary**``, ``**摘要：**``, ``**关键要点**``, …) also
    work when one of the two is missing.
-5. The analysis is the raw text after ``**[ChatPaperFree](…)**`` up to the first
+6. The analysis is the raw text after ``**[ChatPaperFree](…)**`` up to the first
    ``<details>`` line. Figures are the ``<img src>`` of the whole section after the PDF
    line, in order, without repeats.
 
@@ -103,15 +121,16 @@ _BLANK = (
 # --- file level -------------------------------------------------------------------
 _FM_OPEN_RE = re.compile(r"\A(?:[ \t\u200b]*\n)*---[ \t]*\n")
 _FM_CLOSE_RE = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
-_ANCHOR = (
-    r"(?:(?P<h2>##(?:[ \t]|\n|$))"
-    r"|(?P<run>#[ \t]+(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b[^\n]*?(?:更新|[Uu]pdate))"
+_ANCHOR = (  # the run heading first: it is a level-1 heading that never starts a section
+    r"(?:(?P<run>#[ \t]+(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b[^\n]*?(?:更新|[Uu]pdate))"
+    r"|(?P<h>#{1,4})(?=[ \t\n]|\Z)"
     r"|(?P<pdf>\[PDF\]\())"
 )
 # Searched from the newline before the line: a literal first character makes the search
 # several times faster than `^` with re.M.
 _ANCHOR_RE = re.compile("\n" + _ANCHOR)
 _ANCHOR_FIRST_RE = re.compile(_ANCHOR)  # the body's first line has no newline before it
+_SUBHEADING_RE = re.compile(r"#{1,6}(?:[ \t]|$)")
 _DATE_DIR_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _DATE_TEXT_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 
@@ -330,9 +349,10 @@ _PAPER, _BROKEN, _OTHER = 1, 2, 3
 
 @dataclass(slots=True)
 class _Candidate:
-    start: int  # offset of the `## ` line
+    start: int  # offset of the heading line
+    level: int  # its number of `#`
     line: int
-    end: int  # offset where the next `## ` or run heading starts, or len(text)
+    end: int  # offset where the next candidate or run heading starts, or len(text)
     ends_at_run: bool = False
     pdf: int = -1  # offset of the first `[PDF](` line inside
     kind: int = _OTHER
@@ -351,7 +371,9 @@ def _scan(text: str, body_start: int, path: str, blog_base_url: str | None) -> _
     cands: list[_Candidate] = []
     cur: _Candidate | None = None
     end = len(text)
-    for kind, start, lineno, m in _anchors(text, body_start):
+    anchors = list(_anchors(text, body_start))
+    paper_level = _paper_level(text, anchors)
+    for kind, start, lineno, m in anchors:
         if kind == "pdf":
             if not out.has_structure:  # one arXiv PDF line makes the file a digest
                 out.has_structure = _PDF_RE.match(text, start, _eol(text, start, end)) is not None
@@ -361,10 +383,13 @@ def _scan(text: str, body_start: int, path: str, blog_base_url: str | None) -> _
                 )
             elif cur.pdf < 0:
                 cur.pdf = start
-        elif kind == "h2":
+        elif kind == "h":
+            level = m.end("h") - start
+            if level > paper_level:
+                continue  # a sub-heading: text of the section it sits in
             if cur is not None:
                 cur.end = start
-            cur = _Candidate(start, lineno, end)
+            cur = _Candidate(start, level, lineno, end)
             cands.append(cur)
         else:  # a `# YYYY-MM-DD 更新` run heading
             out.has_structure = True
@@ -407,8 +432,11 @@ def _scan(text: str, body_start: int, path: str, blog_base_url: str | None) -> _
     return out
 
 
-def _anchors(text: str, body_start: int) -> Iterator[tuple[str | None, int, int, re.Match[str]]]:
-    """(kind, offset, line number, match) of every ``## ``, run heading and PDF line."""
+_Anchor = tuple[str | None, int, int, re.Match[str]]
+
+
+def _anchors(text: str, body_start: int) -> Iterator[_Anchor]:
+    """(kind, offset, line number, match) of every heading, run heading and PDF line."""
     lineno = text.count("\n", 0, body_start) + 1
     first = _ANCHOR_FIRST_RE.match(text, body_start)
     if first is not None:
@@ -421,9 +449,40 @@ def _anchors(text: str, body_start: int) -> Iterator[tuple[str | None, int, int,
         yield m.lastgroup, pos, lineno, m
 
 
+def _paper_level(text: str, anchors: list[_Anchor]) -> int:
+    """The heading level of the file's paper titles (module docstring, point 2).
+
+    Headings deeper than it are text. Returns 4 (every heading counts) when there is
+    nothing to vote on: headings of a single level, or no arXiv PDF line under any.
+    """
+    votes = {m.end("h") - start: 0 for kind, start, _, m in anchors if kind == "h"}
+    if len(votes) < 2:
+        return 4
+    header: list[tuple[int, int]] = []  # (offset, level) since the last PDF line or run heading
+    for kind, start, _, m in anchors:
+        if kind == "h":
+            header.append((start, m.end("h") - start))
+            continue
+        if header and kind == "pdf" and _PDF_RE.match(text, start, _eol(text, start, len(text))):
+            levels: set[int] = set()
+            upto = start
+            for at, level in reversed(header):  # nearest first, up to a ChatPaper/<details
+                if not _header_is_clean(text, at, upto):
+                    break
+                levels.add(level)
+                upto = at
+            for level in levels:
+                votes[level] += 1
+        header.clear()  # a PDF line or run heading closes the header
+    if not any(votes.values()):
+        return 4
+    return max(votes, key=lambda level: (votes[level], level == 2, -level))
+
+
 def _header_is_clean(text: str, start: int, pdf: int) -> bool:
     """The PDF line comes before any analysis or figures of the candidate."""
-    return text.find(_CPF, start, pdf) == -1 and _find_details(text, start, pdf) == -1
+    # <details first: in an analysis it is found near the end, the ChatPaper line never.
+    return _find_details(text, start, pdf) == -1 and text.find(_CPF, start, pdf) == -1
 
 
 def _find_details(text: str, start: int, end: int) -> int:
@@ -439,12 +498,13 @@ def _find_details(text: str, start: int, end: int) -> int:
 
 
 def _authors_under_heading(text: str, start: int, end: int) -> bool:
-    """The first non-blank line after the `## ` heading is a generated ``**Authors:`` line."""
+    """The first line after the heading that is neither blank nor a (deeper) sub-heading
+    is a generated ``**Authors:`` line."""
     eol = text.find("\n", start, end)
     while eol != -1:
         nxt = text.find("\n", eol + 1, end)
         line = text[eol + 1 : nxt if nxt != -1 else end]
-        if line.strip(_BLANK):
+        if line.strip(_BLANK) and _SUBHEADING_RE.match(line) is None:
             return _GENERATED_AUTHORS_RE.match(line.lstrip(_BLANK)) is not None
         eol = nxt
     return False
@@ -474,7 +534,7 @@ def _parse_paper(
     text: str, c: _Candidate, path: str, base: str | None, warnings: list[ParseWarning]
 ) -> Paper | None:
     heading_end = _eol(text, c.start, c.end)
-    title = _clean(text[c.start + 2 : heading_end])
+    title = _clean(text[c.start + c.level : heading_end])
     if not title:
         warnings.append(ParseWarning(path, c.line, "paper section has an empty title; skipped"))
         return None

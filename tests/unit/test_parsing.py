@@ -65,12 +65,18 @@ def make_section(
     arxiv: str = "2401.00099v1",
     meta: str = "**Summary**\n一句摘要。\n\n**Key Takeaways**\n- 一条要点。\n",
     analysis: str = "分析。",
+    heading: str = "##",
+    details: bool = True,
 ) -> str:
     return (
-        f"## {title}\n**Authors:Ann Inline, Bob Inline**\n\nAn inline abstract.\n\n"
+        f"{heading} {title}\n**Authors:Ann Inline, Bob Inline**\n\nAn inline abstract.\n\n"
         f"[PDF](http://arxiv.org/abs/{arxiv}) \n\n{meta}\n{CPF}\n\n{analysis}\n\n"
-        "<details>\n  <summary>点此查看论文截图</summary>\n"
-        '<img src="https://img.example.org/inline.jpg" align="middle">\n</details>\n\n'
+        + (
+            "<details>\n  <summary>点此查看论文截图</summary>\n"
+            '<img src="https://img.example.org/inline.jpg" align="middle">\n</details>\n\n'
+            if details
+            else ""
+        )
     )
 
 
@@ -586,6 +592,151 @@ def test_only_the_first_authors_line_counts() -> None:
     )
     [paper] = parse_digest(make_digest(section), "2024-06-01/T.md").papers
     assert paper.authors == ("Ann Inline", "Bob Inline")
+
+
+# --- heading levels ---------------------------------------------------------------
+# The summariser writes `## ` titles today; the parser finds the paper level by structure.
+
+# An analysis with every kind of heading the real files have (and a few more).
+TRAP_ANALYSIS = (
+    "1. 标题：陷阱\n\n# 一级标题\n\n## 方法概述\n\n### 细节\n\n#### (1) 工作意义：\n\n"
+    "<h2>HTML 标题</h2>\n\n**粗体行**\n\n---"
+)
+
+
+def leveled_digest(heading: str, *, details: bool = True) -> str:
+    return make_digest(
+        make_section("First Paper", arxiv="2401.00091v1", heading=heading,
+                     analysis=TRAP_ANALYSIS, details=details),
+        make_section("Second Paper", arxiv="2401.00092v2", heading=heading,
+                     analysis=TRAP_ANALYSIS, details=details),
+        make_section("Third Paper", arxiv="2401.00093v1", heading=heading, details=details),
+    )
+
+
+@pytest.mark.parametrize("heading", ["#", "###", "####"])
+@pytest.mark.parametrize("details", [True, False])
+def test_titles_at_another_heading_level_parse_like_level_two(heading: str, details: bool) -> None:
+    expected = parse_digest(leveled_digest("##", details=details), "2024-06-01/T.md")
+    assert [p.title for p in expected.papers] == ["First Paper", "Second Paper", "Third Paper"]
+    assert expected.papers[0].analysis == TRAP_ANALYSIS
+    digest = parse_digest(leveled_digest(heading, details=details), "2024-06-01/T.md")
+    assert digest == expected
+    papers, warnings = parse_sections(leveled_digest(heading, details=details), "2024-06-01/T.md")
+    assert (papers, warnings) == (expected.papers, ())
+
+
+def test_analysis_headings_at_the_paper_level_stay_in_the_analysis() -> None:
+    # `### ` titles; the analysis has `### `, `## ` and `# ` headings too, no <details>.
+    analysis = "### 摘要\n\n内容。\n\n## 总结\n\n### 结论：\n\n#### (1) 意义"
+    text = make_digest(
+        *(make_section(f"Paper {i}", arxiv=f"2401.0009{i}v1", heading="###", analysis=analysis,
+                       details=False) for i in range(1, 4))
+    )
+    digest = parse_digest(text, "2024-06-01/T.md")
+    assert [p.title for p in digest.papers] == ["Paper 1", "Paper 2", "Paper 3"]
+    assert [p.analysis for p in digest.papers] == [analysis] * 3
+    assert digest.warnings == ()
+
+
+def test_sub_heading_above_the_authors_does_not_steal_the_paper() -> None:
+    with_sub = make_section("Second Paper", arxiv="2401.00082v1").replace(
+        "## Second Paper\n", "## Second Paper\n\n### 第二篇论文的中文标题\n"
+    )
+    text = make_digest(make_section("First Paper", arxiv="2401.00081v1"), with_sub,
+                       make_section("Third Paper", arxiv="2401.00083v1"))
+    digest = parse_digest(text, "2024-06-01/T.md")
+    assert [p.title for p in digest.papers] == ["First Paper", "Second Paper", "Third Paper"]
+    second = digest.papers[1]
+    assert (second.authors, second.abstract) == (("Ann Inline", "Bob Inline"),
+                                                 "An inline abstract.")
+    assert digest.papers[0].analysis == "分析。"  # the `## Second Paper` line is not merged
+    assert digest.warnings == ()
+
+
+@pytest.mark.parametrize("papers", [1, 3])
+def test_every_paper_with_a_sub_heading_keeps_its_own_title(papers: int) -> None:
+    # Level 2 and level 3 head every header: a tie, which the known level (2) wins.
+    sections = [
+        make_section(f"Paper {i}", arxiv=f"2401.0008{i}v1").replace(
+            f"## Paper {i}\n", f"## Paper {i}\n### 论文 {i} 的副标题\n"
+        )
+        for i in range(1, papers + 1)
+    ]
+    digest = parse_digest(make_digest(*sections), "2024-06-01/T.md")
+    assert [p.title for p in digest.papers] == [f"Paper {i}" for i in range(1, papers + 1)]
+    assert digest.warnings == ()
+
+
+def test_group_headings_above_deeper_paper_titles() -> None:
+    # Level 3 heads every header, level 2 only the first of each group.
+    text = make_digest(
+        "## 第一组\n\n",
+        make_section("Paper 1", arxiv="2401.00071v1", heading="###"),
+        make_section("Paper 2", arxiv="2401.00072v1", heading="###"),
+        "## 第二组\n\n",
+        make_section("Paper 3", arxiv="2401.00073v1", heading="###"),
+    )
+    digest = parse_digest(text, "2024-06-01/T.md")
+    assert [p.title for p in digest.papers] == ["Paper 1", "Paper 2", "Paper 3"]
+    assert digest.papers[0].analysis == "分析。"
+    assert digest.warnings == ()
+
+
+def test_level_one_heading_that_is_not_a_run_heading() -> None:
+    # A run heading reworded (no date): a `# ` heading above the first `## ` title.
+    text = make_digest(
+        "# 今日论文\n\n",
+        make_section("Paper 1", arxiv="2401.00061v1"),
+        make_section("Paper 2", arxiv="2401.00062v1"),
+    )
+    digest = parse_digest(text, "2024-06-01/T.md")
+    assert [p.title for p in digest.papers] == ["Paper 1", "Paper 2"]
+    # One `# ` title among `## ` ones is shallower than the paper level: still a paper.
+    text = make_digest(
+        make_section("Paper 1", arxiv="2401.00061v1"),
+        make_section("Paper 2", arxiv="2401.00062v1", heading="#"),
+        make_section("Paper 3", arxiv="2401.00063v1"),
+    )
+    digest = parse_digest(text, "2024-06-01/T.md")
+    assert [p.title for p in digest.papers] == ["Paper 1", "Paper 2", "Paper 3"]
+
+
+def test_broken_section_at_a_deeper_paper_level_is_reported() -> None:
+    broken = "### Lost Its PDF Line\n**Authors:Eve Broken**\n\nNo PDF here.\n\n"
+    text = make_digest(
+        make_section("Paper 1", arxiv="2401.00051v1", heading="###"),
+        broken,
+        make_section("Paper 2", arxiv="2401.00052v1", heading="###"),
+    )
+    digest = parse_digest(text, "2024-06-01/T.md")
+    assert [p.title for p in digest.papers] == ["Paper 1", "Paper 2"]
+    assert [w.message for w in digest.warnings] == [
+        "section has an **Authors: line but no [PDF](…) line; skipped"
+    ]
+    assert "Lost Its PDF Line" not in digest.papers[0].analysis
+
+
+def test_broken_section_with_a_sub_heading_is_still_reported() -> None:
+    broken = "## Lost Its PDF Line\n### 副标题\n**Authors:Eve Broken**\n\nNo PDF here.\n\n"
+    text = make_digest(make_section("Paper 1", arxiv="2401.00051v1"), broken,
+                       make_section("Paper 2", arxiv="2401.00052v1"))
+    digest = parse_digest(text, "2024-06-01/T.md")
+    assert [p.title for p in digest.papers] == ["Paper 1", "Paper 2"]
+    assert [w.message for w in digest.warnings] == [
+        "section has an **Authors: line but no [PDF](…) line; skipped"
+    ]
+
+
+def test_post_with_deep_headings_and_no_pdf_lines_is_not_a_digest() -> None:
+    text = (
+        "---\ntitle: Notes\n---\n\n# Notes\n\n### Part 1\n**Authors:Someone**\n\ntext\n\n"
+        "#### Details\n\n[Paper](https://arxiv.org/abs/2401.00001)\n\n### Part 2\n\nmore\n"
+    )
+    with pytest.raises(NotADigest):
+        parse_digest(text, "2024-06-01/Notes.md")
+    with pytest.raises(NotADigest):
+        parse_digest(text, "Notes.md")
 
 
 # --- figures ------------------------------------------------------------------------
