@@ -17,18 +17,25 @@ cost more than it saves. The process is spawned (forking a process with threads 
 open connections is unsafe), so, as multiprocessing requires, a program that embeds
 paperfeed and starts a large scan must guard its main module with
 `if __name__ == "__main__":` (paperfeed's own commands do).
+
+If that process dies (the OOM killer, a crash: the pool is broken), the scan goes on
+without it: the chunks it had not returned, and the ones not yet sent, are read in a
+thread as a small scan reads its files, after one logged warning. Reading and parsing
+have no side effects, so reading a lost chunk again is safe, and the report is the one
+a normal scan gives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import multiprocessing
 import os
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +54,9 @@ CHUNK_FILES = 32  # files per task sent to that process
 CHUNKS_AHEAD = 8  # tasks in flight: bounds the parsed text held in memory
 
 Progress = Callable[[int, int], None]
+ExecutorFactory = Callable[[], Executor]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +142,24 @@ def _read_chunk(
     return out
 
 
+def spawn_parser_process() -> Executor:
+    """The executor a large scan parses in: one spawned process (module docstring)."""
+    # spawn: forking this process (its threads, its open connections) is not safe,
+    # and a spawned worker leaves nothing behind once the scan is over.
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _warn_parser_died(exc: BrokenExecutor) -> None:
+    log.warning("the parser process died (%s); the scan continues without it, "
+                "reading the files in this process", exc)
+
+
 class Ingestor:
-    """Brings the archive in line with the digest folder."""
+    """Brings the archive in line with the digest folder.
+
+    `parser_executor` makes the executor of a large scan (one per scan, shut down after
+    it); tests pass one whose process dies.
+    """
 
     def __init__(
         self,
@@ -146,6 +172,7 @@ class Ingestor:
         batch_size: int = BATCH_SIZE,
         batch_bytes: int = BATCH_BYTES,
         process_above: int = PROCESS_ABOVE,
+        parser_executor: ExecutorFactory = spawn_parser_process,
     ) -> None:
         self.repo = repo
         self.digest_dir = digest_dir
@@ -155,6 +182,7 @@ class Ingestor:
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
         self.process_above = process_above
+        self.parser_executor = parser_executor
         self._lock = asyncio.Lock()
 
     async def scan(self, progress: Progress | None = None) -> IngestReport:
@@ -228,18 +256,31 @@ class Ingestor:
             return
         chunks = [hashes[i : i + CHUNK_FILES] for i in range(0, len(hashes), CHUNK_FILES)]
         loop = asyncio.get_running_loop()
-        # spawn: forking this process (its threads, its open connections) is not safe,
-        # and a spawned worker leaves nothing behind once the scan is over.
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        pool = self.parser_executor()
         pending: deque[asyncio.Future[list[_Read]]] = deque()
+        broken = False
         try:
             for index in range(len(chunks)):
-                while len(pending) < CHUNKS_AHEAD and index + len(pending) < len(chunks):
+                while (not broken and len(pending) < CHUNKS_AHEAD
+                       and index + len(pending) < len(chunks)):
                     chunk = chunks[index + len(pending)]
-                    pending.append(loop.run_in_executor(
-                        pool, _read_chunk, self.digest_dir, chunk, self.blog_base_url))
-                results = await pending.popleft()
+                    try:
+                        pending.append(loop.run_in_executor(
+                            pool, _read_chunk, self.digest_dir, chunk, self.blog_base_url))
+                    except BrokenExecutor as exc:  # it died before this submit
+                        _warn_parser_died(exc)
+                        broken = True
+                results: list[_Read] | None = None
+                if pending:
+                    try:
+                        results = await pending.popleft()
+                    except BrokenExecutor as exc:  # it died before returning this chunk
+                        if not broken:
+                            _warn_parser_died(exc)
+                        broken = True
+                if results is None:  # read here instead, as a small scan does
+                    results = await asyncio.to_thread(
+                        _read_chunk, self.digest_dir, chunks[index], self.blog_base_url)
                 for (found, _), read in zip(chunks[index], results, strict=True):
                     yield found, read
         finally:

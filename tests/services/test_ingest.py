@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 import shutil
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.services.ingest import Ingestor
+from bot.domain.models import IngestReport
+from bot.services.ingest import CHUNK_FILES, Ingestor
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.repository import ArchiveRepo
 from tests.fixtures.expected import (
@@ -249,3 +256,90 @@ async def test_large_scan_parsed_in_a_process_reports_like_a_small_one(
     assert [done for done, _ in seen] == list(range(1, report.files_seen + 1))
     again = await ingestor.scan()
     assert again.files_read == 0
+
+
+# --- the parser process dies ------------------------------------------------------
+
+
+class DyingParserProcess(ProcessPoolExecutor):
+    """A real one-process pool whose worker exits (`os._exit`) instead of running task
+    number `dies_at` (0-based), as if the OOM killer had taken it then."""
+
+    def __init__(self, dies_at: int) -> None:
+        super().__init__(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self.dies_at = dies_at
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        if self.submitted - 1 == self.dies_at:
+            return super().submit(os._exit, 1)
+        return super().submit(fn, *args, **kwargs)
+
+
+def dead_on_arrival() -> Executor:
+    """A pool whose worker exits while starting, before it runs any task."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=os._exit, initargs=(1,))
+
+
+def add_digests(folder: Path, count: int) -> None:
+    """`count` more one-paper digests, so that a large scan sends several chunks."""
+    day = folder / "2024-07-01"
+    day.mkdir()
+    for i in range(count):
+        section = NEW_SECTION.replace("2402.09999", f"2407.{10000 + i}").replace(
+            "A Brand New Paper", f"Paper Number {i}")
+        path = day / f"Topic {i:03d}.md"
+        path.write_text(f"---\ntitle: T{i}\ntags:\n  - T{i}\n---\n# 2024-07-01 更新\n{section}",
+                        encoding="utf-8")
+        age(path)
+
+
+async def scan_into_new_archive(
+    db: Path, folder: Path, clock: Clock, **options: Any
+) -> tuple[IngestReport, list[int]]:
+    engine = make_engine(f"sqlite+aiosqlite:///{db}")
+    try:
+        await migrate(engine)
+        repo = ArchiveRepo(make_sessionmaker(engine))
+        report = await Ingestor(repo, folder, clock=clock, **options).scan()
+        return report, [t.papers for t in await repo.tags()]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("dies_at", [0, 2, "start", "before"],
+                         ids=["first-chunk", "third-chunk", "on-start", "before-the-scan"])
+async def test_scan_goes_on_in_a_thread_when_the_parser_process_dies(
+    folder: Path, tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture,
+    dies_at: int | str,
+) -> None:
+    add_digests(folder, 3 * CHUNK_FILES)  # with the fixture files: 4 chunks
+    expected = await scan_into_new_archive(tmp_path / "thread.db", folder, clock,
+                                           process_above=10**9)
+    assert expected[0].papers_new == FIXTURE_DISTINCT_IDS + 3 * CHUNK_FILES
+
+    pools: list[DyingParserProcess] = []
+
+    def make_pool() -> Executor:
+        if dies_at == "start":
+            return dead_on_arrival()
+        if dies_at == "before":  # already broken: submitting raises at once
+            pool = dead_on_arrival()
+            with pytest.raises(BrokenProcessPool):
+                pool.submit(int).result()
+            return pool
+        assert isinstance(dies_at, int)
+        pools.append(DyingParserProcess(dies_at))
+        return pools[-1]
+
+    with caplog.at_level(logging.WARNING, logger="bot.services.ingest"):
+        got = await scan_into_new_archive(tmp_path / "process.db", folder, clock,
+                                          process_above=0, parser_executor=make_pool)
+    assert got == expected  # the same report, the same archive
+    died = [r for r in caplog.records if r.name == "bot.services.ingest"]
+    assert len(died) == 1
+    assert died[0].levelno == logging.WARNING
+    assert "parser process died" in died[0].getMessage()
+    assert all(pool.submitted > pool.dies_at for pool in pools)  # the pool was used
