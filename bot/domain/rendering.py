@@ -29,11 +29,13 @@ from bot.domain.tgtext import (
     clean_text,
     escape,
     hashtag,
+    is_blank,
     markdown_to_html,
     safe_url,
     split_html,
     truncate,
     utf16_len,
+    validate_telegram_html,
     visible_len,
 )
 
@@ -251,6 +253,12 @@ def render_figures(paper: ArchivedPaper | Paper) -> list[str]:
     return out
 
 
+def _has_text(html: str) -> bool:
+    """Whether valid ``html`` shows anything Telegram counts as text (not only zero-width
+    spaces, NBSP and the like, which the digests do contain)."""
+    return not is_blank(validate_telegram_html(html))
+
+
 def _pick_appearance(paper: ArchivedPaper, appearance: Appearance | None) -> Appearance | None:
     if appearance is not None:
         return appearance
@@ -413,7 +421,7 @@ def render_card(
     figures = render_figures(p)
     first: list[Button] = []
     cb = callback_data(CB_ANALYSIS, p.arxiv_id)
-    if cb and markdown_to_html(p.analysis).strip():
+    if cb and _has_text(markdown_to_html(p.analysis)):
         first.append(Button(lab["analysis_button"], callback=cb))
     cb = callback_data(CB_FIGURES, p.arxiv_id)
     if cb and figures:
@@ -443,7 +451,7 @@ def render_analysis(paper: ArchivedPaper | Paper, limit: int = MAX_MESSAGE_LEN) 
     """
     p = paper.paper if isinstance(paper, ArchivedPaper) else paper
     body = markdown_to_html(p.analysis)
-    if not body.strip():
+    if not _has_text(body):
         return []
     header = f"<b>{escape(truncate(_plain(p.title) or _plain(p.arxiv_id), 300))}</b>"
     abs_url = safe_url(p.abs_url)

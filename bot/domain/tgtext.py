@@ -37,6 +37,7 @@ __all__ = [
     "clean_text",
     "escape",
     "hashtag",
+    "is_blank",
     "markdown_to_html",
     "safe_url",
     "split_html",
@@ -102,6 +103,22 @@ def clean_text(s: str) -> str:
     s = _CONTROL_RE.sub(" ", s)
     s = _SURROGATE_RE.sub("\ufffd", s)
     return _NONCHAR_RE.sub("", s)
+
+
+# What Telegram does not count as text (TDLib: clean_input_string turns C0 controls into
+# spaces and drops U+2028..U+202E and three combining marks; is_empty_string then skips
+# spaces, newlines, NBSP, zero-width characters, U+2000..U+200A, U+2800, U+3000, U+FEFF,
+# U+FFFC and the tag characters). A message of nothing else is refused: "message text is
+# empty". Python's str.strip() misses most of these (U+200B, U+2800, U+FEFF...).
+_BLANK_RE = re.compile(
+    "[\x00-\x20\u00a0\u030a\u0333\u033f\u1680\u180e\u2000-\u200f\u2028-\u202f"
+    "\u205f\u2800\u3000\ufeff\ufffc\U000e0000-\U000e007f]*"
+)
+
+
+def is_blank(s: str) -> bool:
+    """True if Telegram would see no text in ``s`` (plain text, not HTML) and refuse it."""
+    return _BLANK_RE.fullmatch(s) is not None
 
 
 def truncate(s: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
@@ -841,8 +858,8 @@ def split_html(html: str, limit: int = MAX_MESSAGE_LEN,
     a surrogate pair. Tags open at a cut are closed at the end of the chunk and reopened
     (with their attributes) at the start of the next, so every chunk is valid on its
     own. Whitespace at the cut is dropped (except inside ``<pre>``), and chunks without
-    visible text are left out. Raises ValueError if ``html`` is not valid or
-    ``limit < 2`` (an astral character needs 2 units).
+    visible text (see :func:`is_blank`) are left out. Raises ValueError if ``html`` is not
+    valid or ``limit < 2`` (an astral character needs 2 units).
 
     A chunk also ends before it would hold more than ``max_entities`` tags (reopened
     ones included), at the last line break if there is one: Telegram does not fail on
@@ -853,7 +870,7 @@ def split_html(html: str, limit: int = MAX_MESSAGE_LEN,
         raise ValueError("limit must be at least 2 UTF-16 units")
     toks = _tokenize(html)
     plain = "".join(t.value for t in toks if t.kind == "text")
-    if not plain.strip():
+    if is_blank(plain):
         return []
     if utf16_len(plain) <= limit and sum(t.kind == "open" for t in toks) <= max_entities:
         return [html]
@@ -951,7 +968,7 @@ def split_html(html: str, limit: int = MAX_MESSAGE_LEN,
         parts.append(escape("".join(text_run)))
         parts.extend(f"</{name}>" for name, _ in reversed(stacks[cut]))
         chunk = "".join(parts)
-        if validate_telegram_html(chunk).strip():
+        if not is_blank(validate_telegram_html(chunk)):  # Telegram refuses an empty text
             chunks.append(chunk)
         start = cut
     return chunks

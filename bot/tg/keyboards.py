@@ -6,6 +6,7 @@ Callback data scheme (prefix : payload):
     pp:<arxiv id>        the card of a paper
     pg:<query id>:<n>    page n of a saved search
     sb:<tag key>         toggle one tag                   sb:* everything, sb:- nothing
+    sb:p:<n>             page n of the toggle keyboard (only with more than TOGGLE_PAGE tags)
     st:<setting>:<value> change a setting
 """
 
@@ -52,12 +53,38 @@ def button(text: str, data: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(text, callback_data=checked(data))
 
 
+TOGGLE_PAGE = 40
+"""Tags per page of the toggle keyboard: Telegram refuses a keyboard of more than 100
+buttons ("reply markup is too long"), so a long tag list is paged."""
+CB_TOGGLE_PAGE = "sb:p:"
+
+
+def toggle_pages(tags: Sequence[str]) -> int:
+    return max(1, -(-len(tags) // TOGGLE_PAGE))
+
+
+def toggle_page_of(tags: Sequence[str], tag: str) -> int:
+    """The page of the toggle keyboard that shows ``tag`` (0 if it is not there)."""
+    return tags.index(tag) // TOGGLE_PAGE if tag in tags else 0
+
+
+def parse_toggle_page(data: str) -> int | None:
+    """n from ``sb:p:<n>``; None for any other callback data."""
+    page = data.removeprefix(CB_TOGGLE_PAGE)
+    return int(page) if data.startswith(CB_TOGGLE_PAGE) and page.isdigit() else None
+
+
 def tag_toggles(tags: Sequence[str], followed: set[str], everything: bool,
-                all_label: str, none_label: str) -> InlineKeyboardMarkup:
-    """One button per tag with ✅ on the followed ones, two per row, then all/none."""
+                all_label: str, none_label: str, page: int = 0) -> InlineKeyboardMarkup:
+    """One button per tag with ✅ on the followed ones, two per row, then all/none.
+
+    At most :data:`TOGGLE_PAGE` tags at a time; with more, ◀ ▶ (``sb:p:<n>``) turn pages.
+    """
+    pages = toggle_pages(tags)
+    page = min(max(page, 0), pages - 1)
     rows: list[list[InlineKeyboardButton]] = []
     row: list[InlineKeyboardButton] = []
-    for tag in tags:
+    for tag in tags[page * TOGGLE_PAGE:(page + 1) * TOGGLE_PAGE]:
         mark = "✅ " if everything or tag in followed else ""
         row.append(button(f"{mark}{tag}", f"sb:{tag_key(tag)}"))
         if len(row) == 2:
@@ -65,9 +92,26 @@ def tag_toggles(tags: Sequence[str], followed: set[str], everything: bool,
             row = []
     if row:
         rows.append(row)
+    if pages > 1:
+        nav = [button(f"{page + 1}/{pages}", f"{CB_TOGGLE_PAGE}{page}")]
+        if page > 0:
+            nav.insert(0, button("◀", f"{CB_TOGGLE_PAGE}{page - 1}"))
+        if page < pages - 1:
+            nav.append(button("▶", f"{CB_TOGGLE_PAGE}{page + 1}"))
+        rows.append(nav)
     rows.append([button(("✅ " if everything else "") + all_label, "sb:*"),
                  button(none_label, "sb:-")])
     return InlineKeyboardMarkup(rows)
+
+
+def shown_toggle_page(markup: InlineKeyboardMarkup | None, tags: Sequence[str]) -> int:
+    """The page a toggle keyboard on a message shows: that of its first tag button."""
+    keys = {f"sb:{tag_key(tag)}": tag for tag in tags}
+    for row in markup.inline_keyboard if markup else ():
+        for b in row:
+            if isinstance(b.callback_data, str) and b.callback_data in keys:
+                return toggle_page_of(tags, keys[b.callback_data])
+    return 0
 
 
 # --- browsing: result lists, paging, inline results ----------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.domain.tgtext import MAX_MESSAGE_LEN, truncate
 from bot.errors import UnknownTag
 from bot.storage.repository import ArchiveRepo
 from bot.tg.texts import COMMON, tr
@@ -15,4 +16,8 @@ async def unknown_tag_text(archive: ArchiveRepo, lang: str, exc: UnknownTag) -> 
     known = ", ".join(t.name for t in await archive.tags()) or "—"
     hint = (tr(COMMON, lang, "did_you_mean", suggestions=", ".join(exc.suggestions))
             if exc.suggestions else "")
-    return tr(COMMON, lang, "unknown_tag", tag=exc.tag, hint=hint, known=known)
+    # The tag is the user's own words and the archive may know hundreds of tags: cut both
+    # so that the answer stays one message Telegram accepts (4096 units).
+    text = tr(COMMON, lang, "unknown_tag", tag=truncate(exc.tag, 100), hint=hint,
+              known=truncate(known, MAX_MESSAGE_LEN // 2))
+    return truncate(text, MAX_MESSAGE_LEN)

@@ -371,6 +371,18 @@ def test_render_analysis() -> None:
     assert render_analysis(make_paper(analysis="<details><summary>x</summary></details>")) == []
 
 
+def test_analysis_of_zero_width_characters_only_is_no_analysis() -> None:
+    """Telegram refuses a message with nothing but U+200B/NBSP/U+2800 ("message text is
+    empty"), so such an analysis is none: no button, no messages, no empty last part."""
+    blank = make_paper(analysis="\u200b\n\n\u00a0\u2800")
+    assert render_analysis(blank) == []
+    assert all(b.callback != "an:2409.12156" for row in render_card(
+        make_archived(blank)).buttons for b in row)
+    tail = make_paper(analysis="A" * 4000 + "\n\n" + "\u200b" * 50)
+    [chunk] = render_analysis(tail)  # the zero-width spaces would have been a 2nd message
+    assert chunk.endswith("\n\n" + "A" * 4000)
+
+
 def test_long_analysis_is_split() -> None:
     analysis = "\n\n".join(f"{i}. **Point** " + "内容" * 400 for i in range(1, 9))
     chunks = render_analysis(make_paper(analysis=analysis))

@@ -12,6 +12,7 @@ from bot.domain.tgtext import (
     clean_text,
     escape,
     hashtag,
+    is_blank,
     markdown_to_html,
     safe_url,
     split_html,
@@ -361,7 +362,8 @@ def nesting(html: str) -> int:
 
 
 def squash(s: str) -> str:
-    return re.sub(r"\s+", "", s)
+    """Visible characters only: whitespace and what Telegram counts as no text dropped."""
+    return "".join(ch for ch in s if not ch.isspace() and not is_blank(ch))
 
 
 def test_split_short_text_is_unchanged() -> None:
@@ -416,6 +418,28 @@ def test_split_keeps_entities_per_chunk_under_the_limit() -> None:
     assert split_html("<b>a</b><i>b</i>", 10, max_entities=1) == ["<b>a</b>", "<i>b</i>"]
 
 
+@pytest.mark.parametrize(
+    "text", ["", " \n\t", "\u200b", "\ufeff\u200c\u200d\u200e", "\xa0\u2003\u3000", "\u2800",
+             "\u2028\u2029", "\x01\x1f", "\U000e0041", "\ufffc"],
+)
+def test_is_blank_is_what_telegram_calls_an_empty_text(text: str) -> None:
+    """TDLib's is_empty_string after clean_input_string: "message text is empty"."""
+    assert is_blank(text)
+    assert not is_blank(text + "x")
+
+
+@pytest.mark.parametrize("text", ["x", ".", "\u00ad", "\u2060", "\u3164", "\x7f"])
+def test_is_blank_keeps_what_telegram_keeps(text: str) -> None:
+    assert not is_blank(text)
+
+
+def test_split_leaves_out_chunks_of_zero_width_characters() -> None:
+    """The digests contain lines of U+200B; Telegram refuses a message of only those."""
+    html = markdown_to_html("A" * 4090 + "\n\n" + "\u200b" * 10 + "\n\n\u2800")
+    assert split_html(html) == ["A" * 4090]
+    assert split_html("\u200b<b>\u00a0</b>") == []
+
+
 def test_split_rejects_invalid_html_and_tiny_limits() -> None:
     with pytest.raises(ValueError, match="unsupported tag <p>"):
         split_html("<p>x</p>")
@@ -430,10 +454,11 @@ def test_split_property(parts: list[str], limit: int, max_entities: int) -> None
     html = markdown_to_html("".join(parts))
     chunks = split_html(html, limit, max_entities)
     for chunk in chunks:
-        assert validate_telegram_html(chunk).strip()
+        assert not is_blank(validate_telegram_html(chunk))
         assert utf16_len(validate_telegram_html(chunk)) <= limit
         # More tags than allowed only when the nesting itself is deeper than that.
         assert len(re.findall(r"<[a-z]", chunk)) <= max(max_entities, nesting(html))
-    # Only whitespace at the cuts may be lost; every visible character survives, in order.
+    # Only whitespace at the cuts (and chunks Telegram would call empty) may be lost;
+    # every visible character survives, in order.
     joined = "".join(validate_telegram_html(c) for c in chunks)
     assert squash(joined) == squash(validate_telegram_html(html))

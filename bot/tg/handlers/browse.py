@@ -22,7 +22,7 @@ from bot.domain.rendering import (
     render_figures,
     render_result_line,
 )
-from bot.domain.tgtext import clean_text, escape, truncate
+from bot.domain.tgtext import clean_text, escape, truncate, validate_telegram_html
 from bot.errors import UnknownTag
 from bot.tg.cards import card_for, send_analysis, send_card, send_figures
 from bot.tg.chats import current_chat, thread_of
@@ -128,6 +128,14 @@ def papers_count(lang: str, n: int) -> str:
 def echo(text: str) -> str:
     """User text repeated back in HTML: one line, cut short, escaped."""
     return escape(truncate(" ".join(clean_text(text).split()), ECHO_LEN))
+
+
+def _shows(message: Message, html: str, keyboard: InlineKeyboardMarkup | None) -> bool:
+    """Whether ``message`` already shows ``html`` with ``keyboard``: Telegram refuses an
+    edit that changes nothing ("message is not modified")."""
+    current = message.reply_markup.to_dict() if message.reply_markup else None
+    wanted = keyboard.to_dict() if keyboard and keyboard.inline_keyboard else None
+    return (message.text or "") == validate_telegram_html(html).strip() and current == wanted
 
 
 def argument_text(message: Message) -> str:
@@ -342,10 +350,13 @@ class Browse:
         result = await self._page(text, page)
         body, keyboard = self._render(result, chat.lang, query_id)
         await query.answer()
+        message = query.message
+        if isinstance(message, Message) and _shows(message, body, keyboard):
+            return  # a double tap: that page is shown already, an edit would be refused
         try:
             await query.edit_message_text(body, parse_mode="HTML", reply_markup=keyboard,
                                           link_preview_options=NO_PREVIEW)
-        except BadRequest as exc:  # a double tap: that page is already shown
+        except BadRequest as exc:  # two taps at once: the other one edited it first
             if "not modified" not in exc.message.lower():
                 raise
 

@@ -22,7 +22,7 @@ from telegram.ext import ContextTypes
 from bot.domain.models import ArchivedPaper, Chat, SearchQuery
 from bot.domain.query import parse_query
 from bot.domain.rendering import format_authors
-from bot.domain.tgtext import clean_text, truncate
+from bot.domain.tgtext import clean_text, is_blank, truncate
 from bot.tg.cards import card_for, preview_options
 from bot.tg.deps import Deps
 from bot.tg.keyboards import url_markup
@@ -77,9 +77,12 @@ class Inline:
             (_line(a.summary) for a in sorted(paper.appearances, key=lambda a: a.date)
              if a.summary.strip()), "")
         description = summary or _line(format_authors(p.authors, 3, 2, lang=chat.lang))
+        title = _line(p.title)
+        if is_blank(title):  # e.g. only zero-width spaces: Telegram wants a visible title
+            title = paper.arxiv_id
         return InlineQueryResultArticle(
             id=result_id(paper.arxiv_id),
-            title=truncate(_line(p.title) or paper.arxiv_id, TITLE_LEN),
+            title=truncate(title, TITLE_LEN),
             input_message_content=InputTextMessageContent(
                 card.html, parse_mode="HTML", link_preview_options=preview_options(card)),
             reply_markup=url_markup(card.buttons),

@@ -34,7 +34,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.domain.models import CARD_STYLES, LANGUAGES, Chat
-from bot.domain.tgtext import escape, validate_telegram_html
+from bot.domain.tgtext import escape, truncate, validate_telegram_html
 from bot.tg.chats import channel_ref, current_chat, may_manage
 from bot.tg.deps import Deps
 from bot.tg.keyboards import button, choice, rows_of
@@ -633,7 +633,7 @@ class SettingsMenu:
             await query.answer(tr(COMMON, chat.lang, "expired"), show_alert=True)
             return
         chat, note, view = result
-        await query.answer(note[:200])
+        await query.answer(truncate(note, 200))  # 200 UTF-16 units, not code points
         await self._show(update, chat, view)
 
     async def _apply_button(self, chat: Chat, setting: str, value: str

@@ -13,11 +13,18 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.domain.models import Chat, TagInfo
-from bot.domain.tgtext import escape
+from bot.domain.tgtext import escape, split_html, truncate
 from bot.errors import UnknownTag
 from bot.tg.chats import channel_ref, current_chat, may_manage, thread_of
 from bot.tg.deps import Deps
-from bot.tg.keyboards import tag_key, tag_toggles
+from bot.tg.keyboards import (
+    parse_toggle_page,
+    shown_toggle_page,
+    tag_key,
+    tag_toggles,
+    toggle_page_of,
+    toggle_pages,
+)
 from bot.tg.tags import unknown_tag_text
 from bot.tg.texts import COMMON, tr
 
@@ -250,6 +257,14 @@ class Subscriptions:
             await query.answer()
             await self.show_toggles(update, chat)
             return
+        message = query.message if isinstance(query.message, Message) else None
+        shown = shown_toggle_page(message.reply_markup if message else None, names)
+        page = parse_toggle_page(query.data)
+        if page is not None:  # ◀ ▶ of a long tag list
+            await query.answer()
+            if message is not None and page != shown and page < toggle_pages(names):
+                await self._refresh_toggles(message, chat, names, page)
+            return
         if key == "*":
             chat = await self.deps.chats.subscribe(chat.chat_id, everything=True,
                                                    thread_id=chat.thread_id)
@@ -272,15 +287,27 @@ class Subscriptions:
             chat = await self.deps.chats.set_subscription(
                 chat.chat_id, sorted(followed), everything=followed >= set(names),
                 thread_id=thread_of(update) or chat.thread_id)
-        await query.answer(note[:200])
-        if isinstance(query.message, Message):
-            keyboard = tag_toggles(names, set(chat.tags), chat.all_topics,
-                                   tr(TEXTS, chat.lang, "all"), tr(TEXTS, chat.lang, "none"))
-            if query.message.text == tr(TEXTS, chat.lang, "choose"):
-                await query.edit_message_reply_markup(keyboard)
+            shown = toggle_page_of(names, tag)
+        await query.answer(truncate(note, 200))  # 200 UTF-16 units, not code points
+        if message is not None:
+            if message.text == tr(TEXTS, chat.lang, "choose"):
+                await self._refresh_toggles(message, chat, names, shown)
             else:
                 await context.bot.send_message(chat.chat_id, self._following(chat),
                                                message_thread_id=chat.thread_id)
+
+    async def _refresh_toggles(self, message: Message, chat: Chat, names: list[str],
+                               page: int) -> None:
+        """Show ``page`` of the toggle keyboard with the chat's current choice.
+
+        Nothing is sent when the keyboard would not change ("Everything" tapped twice):
+        Telegram refuses such an edit ("message is not modified").
+        """
+        keyboard = tag_toggles(names, set(chat.tags), chat.all_topics,
+                               tr(TEXTS, chat.lang, "all"), tr(TEXTS, chat.lang, "none"), page)
+        current = message.reply_markup
+        if current is None or current.to_dict() != keyboard.to_dict():
+            await message.edit_reply_markup(keyboard)
 
     async def tags(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Every tag with its size, last digest date and whether this chat follows it."""
@@ -291,7 +318,9 @@ class Subscriptions:
         if not infos:
             await message.reply_text(tr(COMMON, chat.lang, "no_papers"))
             return
-        await message.reply_html(self.render_tags(infos, chat))
+        # One message per 4096 units and 100 entities: a long tag list would be refused.
+        for part in split_html(self.render_tags(infos, chat)):
+            await message.reply_html(part)
 
     def render_tags(self, infos: list[TagInfo], chat: Chat) -> str:
         lines = [tr(TEXTS, chat.lang, "tags_title", count=len(infos))]
