@@ -53,6 +53,7 @@ from tests.tg.botapi_validation import (
     FormattedText,
     bad_request,
     command_scope_key,
+    fetchable_url,
     format_text,
     validate_bot_commands,
     validate_inline_button,
@@ -155,6 +156,8 @@ _RESTRICTED_RIGHTS = (
     "can_manage_topics",
     "can_edit_tag",
 )
+_WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _CALLBACK_QUERY_TTL = 15.0  # seconds a client waits for answerCallbackQuery
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_BODY_BYTES = 60 * 1024 * 1024
@@ -1877,6 +1880,8 @@ class FakeBotApi:
         if not isinstance(value, str) or not value:
             raise bad_request(f"there is no {what} in the request")
         if value.startswith(("http://", "https://")):
+            if not fetchable_url(value):
+                raise bad_request("wrong file identifier/HTTP URL specified")
             return self._register_file(None, None), None
         if value in self._files:
             return value, self._files[value][1]
@@ -2019,6 +2024,25 @@ class FakeBotApi:
         url = ctx.p.get_str("url") or ""
         if url and urlsplit(url).scheme.lower() != "https":
             raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        if url:
+            try:
+                port = urlsplit(url).port or 443
+            except ValueError:
+                port = 0
+            # core.telegram.org/bots/api#setwebhook: "Ports currently supported for
+            # webhooks: 443, 80, 88, 8443."
+            if port not in _WEBHOOK_PORTS:
+                raise bad_request(
+                    "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+                )
+        secret = ctx.p.get_str("secret_token")
+        if secret:  # an empty one means "no secret"
+            # setWebhook: secret_token "1-256 characters. Only characters A-Z, a-z, 0-9, _
+            # and - are allowed."
+            if len(secret) > 256:
+                raise bad_request("secret token is too long")
+            if not _WEBHOOK_SECRET.fullmatch(secret):
+                raise bad_request("secret token contains unallowed characters")
         if ctx.p.get_bool("drop_pending_updates"):
             self._updates.clear()
         self.webhook_url = url

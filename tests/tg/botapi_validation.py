@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from tests.tg.telegram_html import (
     TelegramHtmlError,
     check_link,
+    is_empty_text,
     parse_telegram_html,
     strip_formatted,
     utf16_len,
@@ -31,6 +32,7 @@ __all__ = [
     "FormattedText",
     "bad_request",
     "command_scope_key",
+    "fetchable_url",
     "format_text",
     "validate_bot_commands",
     "validate_inline_keyboard",
@@ -170,11 +172,34 @@ def format_text(
             "message is too long" if kind == "text" else "message caption is too long"
         )
     stripped = strip_formatted(text, parsed)
-    if not stripped.text:
+    if not stripped.text or is_empty_text(stripped.text):  # zero-width spaces, NBSP, ...
         if required:
             raise empty_error
         return None
     return FormattedText(raw, mode or None, stripped.text, stripped.entities)
+
+
+# Host characters TDLib's parse_url accepts (RFC 3986 unreserved and sub-delims, or UTF-8).
+_URL_HOST = re.compile(r"[a-z0-9.\-_!$,~*'();&+=\u0080-\U0010ffff]+")
+
+
+def fetchable_url(url: str) -> bool:
+    """Could Telegram download a file from ``url`` (sendPhoto/sendMediaGroup by URL)?
+
+    TDLib's parse_url refuses an empty host, characters outside RFC 3986 in the host and
+    a bad port, and Telegram's servers cannot fetch from a host without a dot (they answer
+    "failed to get HTTP URL content"); whitespace in the path is percent-encoded there.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        if parts.port == 0:  # raises ValueError for a port that is not a number < 65536
+            return False
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    if host.startswith("[") or ":" in host:  # IPv6 literal
+        return True
+    return bool(_URL_HOST.fullmatch(host)) and "." in host.strip(".") and ".." not in host
 
 
 # -- keyboards ---------------------------------------------------------------------
@@ -264,6 +289,14 @@ def _validate_inline_button(button: Any, row: int, column: int, chat_type: str |
             raise bad_request("[fake] copy_text.text must be 1-256 characters")
     elif action in ("pay", "callback_game") and (row, column) != (0, 0):
         raise bad_request(f"[fake] {action} button must be the first button in the first row")
+    if action.startswith("switch_inline_query") and chat_type == "channel":
+        # TDLib get_inline_keyboard_button (switch_inline_buttons_allowed is false there).
+        name = "switch_inline_query_current_chat" if action.endswith("current_chat") else (
+            "switch_inline_query")
+        raise bad_request(
+            f"Can't use {name} button in a channel chat, because users will not be able to "
+            "use the button without knowing bot's username"
+        )
     style = button.get("style")
     if style is not None and style not in _BUTTON_STYLES:
         raise bad_request(f"[fake] unsupported button style {style!r}")
@@ -478,6 +511,15 @@ def _validate_inline_result(result: dict[str, Any]) -> None:
             raise bad_request(
                 "[fake] document mime_type must be application/pdf or application/zip"
             )
+    thumbnail = result.get("thumbnail_url")
+    if thumbnail is not None and not (
+        isinstance(thumbnail, str)
+        and thumbnail.startswith(("http://", "https://"))
+        and fetchable_url(thumbnail)
+    ):
+        # Telegram's servers fetch the thumbnail themselves and refuse a URL they cannot
+        # parse (MTProto WEBDOCUMENT_URL_INVALID).
+        raise bad_request("WEBDOCUMENT_URL_INVALID")
     if "caption" in result:
         format_text(
             result.get("caption"),

@@ -40,6 +40,7 @@ __all__ = [
     "ParsedHtml",
     "TelegramHtmlError",
     "check_link",
+    "is_empty_text",
     "parse_telegram_html",
     "strip_formatted",
     "utf16_len",
@@ -629,6 +630,24 @@ def strip_formatted(text: str, entities: list[dict[str, Any]]) -> ParsedHtml:
     return ParsedHtml(result, fixed)
 
 
+# What Telegram counts as "no text" (TDLib, td/telegram/misc.cpp and MessageEntity.cpp):
+# clean_input_string turns the C0 controls into spaces and drops \r, U+2028..U+202E and
+# the combining marks U+030A, U+0333, U+033F; is_empty_string (strip_empty_characters)
+# then also ignores spaces, newlines, U+00A0, U+1680, U+180E, U+2000..U+200F, U+202F,
+# U+205F, U+2800, U+3000, U+FEFF, U+FFFC and the tag characters U+E0000..U+E007F.
+# A message whose text holds nothing else is refused with "message text is empty" (the
+# Bot API documents texts as "1-4096 characters after entities parsing").
+_NOT_EMPTY = re.compile(
+    "[^\x00-\x20\u00a0\u030a\u0333\u033f\u1680\u180e\u2000-\u200f\u2028-\u202f"
+    "\u205f\u2800\u3000\ufeff\ufffc\U000e0000-\U000e007f]"
+)
+
+
+def is_empty_text(text: str) -> bool:
+    """True if Telegram would find no visible character in ``text`` (see above)."""
+    return _NOT_EMPTY.search(text) is None
+
+
 _ENTITY_TYPES = frozenset(
     {
         "mention",
@@ -664,6 +683,16 @@ def validate_entities(text: str, entities: Any) -> list[dict[str, Any]]:
     if not isinstance(entities, list):
         raise TelegramHtmlError('Field "entities" must be an Array')
     total = utf16_len(text)
+    # UTF-16 positions between the two halves of a surrogate pair (an astral character):
+    # TDLib (clean_input_string_with_entities) refuses an entity that starts or ends there.
+    inside: set[int] = set()
+    if total != len(text):
+        position = 0
+        for ch in text:
+            position += 1
+            if ord(ch) > 0xFFFF:
+                inside.add(position)
+                position += 1
     result: list[dict[str, Any]] = []
     for index, entity in enumerate(entities):
         if not isinstance(entity, dict):
@@ -677,6 +706,14 @@ def validate_entities(text: str, entities: Any) -> list[dict[str, Any]]:
             raise TelegramHtmlError(f"Entity {index} has invalid offset or length")
         if length <= 0 or offset + length > total:
             raise TelegramHtmlError(f"Entity {index} is outside of the text")
+        if offset in inside:
+            raise TelegramHtmlError(
+                f"Entity begins in a middle of a UTF-16 symbol at UTF-16 offset {offset}"
+            )
+        if offset + length in inside:
+            raise TelegramHtmlError(
+                f"Entity beginning at UTF-16 offset {offset} ends in a middle of a UTF-16 symbol"
+            )
         if kind == "text_link" and check_link(str(entity.get("url", ""))) is None:
             raise TelegramHtmlError(f"Entity {index} has an invalid url")
         if kind == "text_mention" and not isinstance(entity.get("user"), dict):

@@ -49,7 +49,8 @@ TAKEOVER_TIMEOUT = 75.0  # the lease's ttl (45 s) + one election interval (15 s)
 async def webhook_bot(cwd: Path, env: dict[str, str]) -> AsyncIterator[tuple[BotProcess, int]]:
     """A webhook-mode process on a port of its own; yields it and the port."""
     port = free_port()
-    env = dict(env, WEBHOOK_URL=f"https://127.0.0.1:{port}/hook", WEBHOOK_LISTEN="127.0.0.1",
+    # The public URL (a TLS proxy on a port Telegram posts to) forwards to the listener.
+    env = dict(env, WEBHOOK_URL="https://127.0.0.1:8443/hook", WEBHOOK_LISTEN="127.0.0.1",
                WEBHOOK_PORT=str(port), WEBHOOK_SECRET=SECRET)
     env.pop("HEALTH_PORT", None)
     running = await BotProcess.start(cwd, env)

@@ -164,7 +164,16 @@ async def test_text_limit_is_4096_utf16_units_after_parsing(botapi: FakeBotApi) 
 
 @pytest.mark.parametrize(
     ("text", "parse_mode"),
-    [("   \n ", None), ("<b> </b>", "HTML"), ("", None)],
+    [
+        ("   \n ", None),
+        ("<b> </b>", "HTML"),
+        ("", None),
+        # What TDLib's is_empty_string also counts as nothing (after clean_input_string).
+        ("\u200b", None),
+        ("<b>&#160;</b>\u2800", "HTML"),
+        ("\ufeff\u3000\t\x01", None),
+        ("\u2028", None),
+    ],
 )
 async def test_empty_text_is_rejected(
     botapi: FakeBotApi, text: str, parse_mode: str | None
@@ -175,6 +184,20 @@ async def test_empty_text_is_rejected(
         params["parse_mode"] = parse_mode
     status, body = await raw_call(botapi, "sendMessage", **params)
     assert (status, body["description"]) == (400, "Bad Request: message text is empty")
+
+
+async def test_zero_width_characters_around_text_are_fine(botapi: FakeBotApi) -> None:
+    _, chat = known_private_chat(botapi)
+    async with make_bot(botapi) as bot:
+        await bot.send_message(chat.id, "\u200bx\u00a0")
+        with pytest.raises(BadRequest, match="Message text is empty"):
+            await bot.send_message(chat.id, "\u200b\u00a0")
+        with pytest.raises(BadRequest, match="Message text is empty"):  # inline results too
+            await bot.answer_inline_query(
+                botapi.inline_query(botapi.user(), "x"),
+                [InlineQueryResultArticle("1", "t", InputTextMessageContent("\u2800"))],
+            )
+    assert len(botapi.sent) == 1
 
 
 async def test_bad_html_gives_telegrams_error(botapi: FakeBotApi) -> None:
@@ -321,6 +344,27 @@ async def test_inline_button_rules(
     assert fragment in body["description"]
 
 
+async def test_switch_inline_buttons_are_refused_in_channels(botapi: FakeBotApi) -> None:
+    """TDLib get_inline_keyboard_button: users of a channel don't know the bot's username."""
+    _, chat = known_private_chat(botapi)
+    channel = botapi.add_chat(botapi.channel("News"))
+    for action, value in (
+        ("switch_inline_query", "nerf"),
+        ("switch_inline_query_current_chat", ""),
+        ("switch_inline_query_chosen_chat", {"query": "x", "allow_user_chats": True}),
+    ):
+        markup = {"inline_keyboard": [[{"text": "Share", action: value}]]}
+        status, body = await raw_call(
+            botapi, "sendMessage", chat_id=channel.id, text="x", reply_markup=markup
+        )
+        assert status == 400
+        assert "button in a channel chat" in body["description"]
+        status, _ = await raw_call(
+            botapi, "sendMessage", chat_id=chat.id, text="x", reply_markup=markup
+        )
+        assert status == 200
+
+
 async def test_button_count_limits(botapi: FakeBotApi) -> None:
     _, chat = known_private_chat(botapi)
 
@@ -434,6 +478,25 @@ async def test_answer_inline_query_limits(botapi: FakeBotApi) -> None:
     assert len(botapi.inline_answers[query_id].results) == 50
 
 
+async def test_inline_thumbnail_url_must_be_fetchable(botapi: FakeBotApi) -> None:
+    user = botapi.user()
+    content = InputTextMessageContent("card")
+    async with make_bot(botapi) as bot:
+        for bad in ("./crop/fig1.png", "https://", "https://bad host.org/x.png"):
+            with pytest.raises(BadRequest, match="Webdocument_url_invalid"):
+                await bot.answer_inline_query(
+                    botapi.inline_query(user, "x"),
+                    [InlineQueryResultArticle("1", "t", content, thumbnail_url=bad)],
+                )
+        query_id = botapi.inline_query(user, "x")
+        await bot.answer_inline_query(
+            query_id,
+            [InlineQueryResultArticle("1", "t", content,
+                                      thumbnail_url="https://arxiv.org/html/2401.1/x1.png")],
+        )
+    assert botapi.inline_answers[query_id].results[0]["thumbnail_url"].endswith("x1.png")
+
+
 async def test_answer_callback_query_rules(botapi: FakeBotApi) -> None:
     user, chat = known_private_chat(botapi)
     async with make_bot(botapi) as bot:
@@ -526,7 +589,18 @@ async def test_photo_upload_media_group_and_file_download(botapi: FakeBotApi) ->
             await bot.send_media_group(chat.id, [InputMediaPhoto(PNG) for _ in range(11)])
         with pytest.raises(BadRequest, match="Wrong file identifier"):
             await bot.send_photo(chat.id, "not-a-file-id")
-    assert [m.method for m in botapi.sent] == ["sendPhoto", "sendMediaGroup", "sendMediaGroup"]
+        for url in ("https://", "https://bad host.org/x.png", "http://localhost/x.png",
+                    "https://arxiv.org:0/x.png"):
+            with pytest.raises(BadRequest, match="Wrong file identifier/http url"):
+                await bot.send_photo(chat.id, url)
+            with pytest.raises(BadRequest, match="Wrong file identifier/http url"):
+                await bot.send_media_group(
+                    chat.id, [InputMediaPhoto("https://arxiv.org/a.png"), InputMediaPhoto(url)]
+                )
+        await bot.send_photo(chat.id, "https://arxiv.org/html/2401.1/x 1.png")  # space: encoded
+    assert [m.method for m in botapi.sent] == [
+        "sendPhoto", "sendMediaGroup", "sendMediaGroup", "sendPhoto"
+    ]
     assert botapi.sent[0].media is not None
     upload = botapi.calls("sendPhoto")[0].files["photo"]
     assert (upload.field, upload.data) == ("photo", PNG)
@@ -591,6 +665,34 @@ async def test_concurrent_get_updates_conflict(botapi: FakeBotApi) -> None:
     user, chat = known_private_chat(botapi)
     botapi.send_text(chat, user, "x")
     assert (await second)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("params", "description"),
+    [
+        ({"url": "https://bot.example/hook"}, None),
+        ({"url": "https://bot.example:8443/hook"}, None),
+        ({"url": "https://bot.example:88/hook", "secret_token": "A-z_0" * 51}, None),
+        ({"url": "https://bot.example:8080/hook"},
+         "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"),
+        ({"url": "https://bot.example/hook", "secret_token": "a+b/c="},
+         "Bad Request: secret token contains unallowed characters"),
+        ({"url": "https://bot.example/hook", "secret_token": "a" * 257},
+         "Bad Request: secret token is too long"),
+    ],
+)
+async def test_set_webhook_ports_and_secret_token(
+    botapi: FakeBotApi, params: dict[str, str], description: str | None
+) -> None:
+    """setWebhook: "Ports currently supported for webhooks: 443, 80, 88, 8443"; secret_token
+    is "1-256 characters. Only characters A-Z, a-z, 0-9, _ and - are allowed"."""
+    status, body = await raw_call(botapi, "setWebhook", **params)
+    if description is None:
+        assert status == 200, body
+        assert botapi.webhook_url == params["url"]
+    else:
+        assert (status, body["description"]) == (400, description)
+        assert botapi.webhook_url == ""
 
 
 async def test_get_updates_refused_while_webhook_is_set(botapi: FakeBotApi) -> None:

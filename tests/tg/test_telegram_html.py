@@ -14,6 +14,7 @@ from tests.tg.telegram_html import (
     MAX_ENTITIES,
     TelegramHtmlError,
     check_link,
+    is_empty_text,
     parse_telegram_html,
     strip_formatted,
     utf16_len,
@@ -240,3 +241,29 @@ def test_validate_explicit_entities() -> None:
         validate_entities("𝐱", [{"type": "bold", "offset": 0, "length": 3}])
     with pytest.raises(TelegramHtmlError, match="Unsupported entity type"):
         validate_entities("x", [{"type": "blink", "offset": 0, "length": 1}])
+
+
+def test_validate_entities_refuses_halves_of_surrogate_pairs() -> None:
+    """TDLib: "Entity begins in a middle of a UTF-16 symbol" (and "ends in a middle")."""
+    assert validate_entities("a𝐱b", [{"type": "bold", "offset": 1, "length": 2}])
+    with pytest.raises(TelegramHtmlError, match="begins in a middle of a UTF-16 symbol"):
+        validate_entities("a𝐱b", [{"type": "bold", "offset": 2, "length": 2}])
+    with pytest.raises(TelegramHtmlError, match="ends in a middle of a UTF-16 symbol"):
+        validate_entities("a𝐱b", [{"type": "bold", "offset": 0, "length": 2}])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " \n ", "\u200b", "\ufeff\u200c\u200d", "\u00a0", "\u2800", "\u3000\u2003",
+     "\x01\x1f\t", "\u2028\u2029", "\u0333", "\U000e0041", "\ufffc"],
+)
+def test_is_empty_text_follows_tdlib(text: str) -> None:
+    """Texts Telegram refuses with "message text is empty" (TDLib is_empty_string after
+    clean_input_string)."""
+    assert is_empty_text(text)
+    assert not is_empty_text(text + "x")
+
+
+@pytest.mark.parametrize("text", ["x", "\u00ad", "\x7f", "\u2060", "·", "\u3164"])
+def test_is_empty_text_keeps_what_tdlib_keeps(text: str) -> None:
+    assert not is_empty_text(text)

@@ -2,7 +2,8 @@
 
 Telegram only posts to https:// URLs (the fake refuses others, as Telegram does), and in
 production TLS ends at a reverse proxy that forwards plain HTTP to WEBHOOK_LISTEN:PORT.
-So WEBHOOK_URL is https://127.0.0.1:PORT/hook while the test posts to
+Telegram also only posts to ports 443, 80, 88 and 8443 (the fake refuses others too), so
+WEBHOOK_URL is https://127.0.0.1:8443/hook, the proxy's address, while the test posts to
 http://127.0.0.1:PORT/hook, exactly what the proxy would do.
 """
 
@@ -30,6 +31,7 @@ from tests.tg.test_run_process import BotProcess, bot_env
 
 SECRET = "s3cret"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
+PUBLIC_URL = "https://127.0.0.1:8443/hook"  # the TLS proxy in front of the listener
 
 
 def free_port() -> int:
@@ -69,7 +71,7 @@ async def webhook_process(tmp_path: Path, server: FakeBotApi,
     """`python -m bot run` in webhook mode; yields it and its webhook port."""
     port = free_port()
     env = bot_env(tmp_path, server)
-    env.update(WEBHOOK_URL=f"https://127.0.0.1:{port}/hook", WEBHOOK_LISTEN="127.0.0.1",
+    env.update(WEBHOOK_URL=PUBLIC_URL, WEBHOOK_LISTEN="127.0.0.1",
                WEBHOOK_PORT=str(port), WEBHOOK_SECRET=SECRET)
     env.pop("HEALTH_PORT", None)
     env.update(extra)
@@ -94,10 +96,10 @@ async def test_webhook_mode_answers_updates_with_the_secret_only(
         await bot.wait_for_line("webhook server listening")
         await bot.wait_for_line(f"{FIXTURE_DISTINCT_IDS} papers new")  # the start-up scan
         [call] = botapi.calls("setWebhook")
-        assert call.params["url"] == f"https://127.0.0.1:{port}/hook"
+        assert call.params["url"] == PUBLIC_URL
         assert call.params["secret_token"] == SECRET
         assert "message" in call.json_param("allowed_updates")
-        assert botapi.webhook_url == f"https://127.0.0.1:{port}/hook"
+        assert botapi.webhook_url == PUBLIC_URL
         assert not botapi.calls("getUpdates")  # no polling in webhook mode
 
         intruder = botapi.user("Mallory")
@@ -150,7 +152,7 @@ async def test_webhook_mode_serves_healthz_on_the_same_port(
 async def test_a_failed_set_webhook_is_one_line(botapi: FakeBotApi, tmp_path: Path) -> None:
     botapi.script_fault("http_500", method="setWebhook")
     async with webhook_process(tmp_path, botapi) as (bot, _port):
-        await bot.wait_for_line("setWebhook failed for WEBHOOK_URL https://127.0.0.1:")
+        await bot.wait_for_line(f"setWebhook failed for WEBHOOK_URL {PUBLIC_URL}")
         code, log = await finish(bot)
         assert code == 1, log
         assert "Traceback" not in log
