@@ -87,7 +87,8 @@ def assemble(settings: Settings, *, elected: bool = False,
     deps = Deps(settings, archive, chats, ingestor, outbox, delivery, ScanStatus())
 
     async def deliver_new(report: IngestReport) -> None:
-        if report.new_appearances and await delivery.enqueue_new(report):
+        # Not only this scan's papers: whatever is stored and not yet queued.
+        if await delivery.announce_pending():
             await delivery.drain()
 
     deps.scan_status.hooks.append(deliver_new)

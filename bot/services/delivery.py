@@ -483,6 +483,21 @@ class Delivery:
         groups = self._without_backfill(groups, await self._archive.latest_digest_date())
         return await self._enqueue(chats, groups, reason="new", follow=True)
 
+    async def announce_pending(self) -> int:
+        """Queue every stored appearance not yet announced; rows written.
+
+        Called after each scan, so also at start: what an ingest stored is queued here
+        even when the process died between that ingest and its queueing, or when the
+        ingest was `paperfeed ingest` on the command line. Queueing is idempotent, so
+        rows written before such a crash are not written twice.
+        """
+        pending = await self._archive.unannounced()
+        if not pending:
+            return 0
+        written = await self.enqueue_new((a.arxiv_id, a.digest_path) for a in pending)
+        await self._archive.mark_announced([a.id for a in pending])
+        return written
+
     @staticmethod
     def _without_backfill(groups: list[_Group], newest: date | None) -> list[_Group]:
         """Drop digests too old to push (see BACKFILL_DAYS), saying what was held back."""

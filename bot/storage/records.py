@@ -43,6 +43,15 @@ class StoreResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Announcement:
+    """A stored appearance that delivery has not queued yet (see ArchiveRepo.unannounced)."""
+
+    id: int  # the appearance's row id, handed back to `mark_announced`
+    arxiv_id: str
+    digest_path: str
+
+
+@dataclass(frozen=True, slots=True)
 class DigestPapers:
     """The papers of one digest file, in the digest's order."""
 

@@ -27,7 +27,13 @@ from bot.errors import UnknownTag
 from bot.storage import search as fulltext
 from bot.storage.engine import WRITE, bulk_write
 from bot.storage.loading import chunked, load_archived, load_archived_by_id
-from bot.storage.records import ArchiveStats, DigestPapers, FileState, StoreResult
+from bot.storage.records import (
+    Announcement,
+    ArchiveStats,
+    DigestPapers,
+    FileState,
+    StoreResult,
+)
 from bot.storage.tables import (
     PAPER_FIELDS,
     AppearanceRow,
@@ -37,7 +43,9 @@ from bot.storage.tables import (
     paper_to_mapping,
 )
 
-__all__ = ["ArchiveRepo", "ArchiveStats", "DigestPapers", "FileState", "StoreResult"]
+__all__ = [
+    "Announcement", "ArchiveRepo", "ArchiveStats", "DigestPapers", "FileState", "StoreResult",
+]
 
 EXPORT_BATCH: Final = 500
 
@@ -402,6 +410,34 @@ class ArchiveRepo:
         async with self._write() as session:
             state = FileState(path, "", 0, 0, None)
             return (await _apply(session, [_Item(state, None, delete=True)]))[0]
+
+    # announcements --------------------------------------------------------------------
+
+    async def unannounced(self, limit: int | None = None) -> list[Announcement]:
+        """Appearances stored by an ingest that delivery has not queued yet, oldest first.
+
+        An ingest writes its appearances unannounced in the same transaction as the
+        papers; delivery marks them once their outbox rows exist. What a crash left in
+        between is found here again.
+        """
+        async with self._read() as session:
+            stmt = (
+                select(_apps.c.id, _papers.c.arxiv_id, _apps.c.digest_path)
+                .join(_papers, _papers.c.id == _apps.c.paper_id)
+                .where(~_apps.c.announced)
+                .order_by(_apps.c.id)
+                .limit(limit)
+            )
+            return [Announcement(r.id, r.arxiv_id, r.digest_path)
+                    for r in await session.execute(stmt)]
+
+    async def mark_announced(self, ids: Sequence[int]) -> None:
+        """Delivery has queued these appearances (or decided not to send them)."""
+        async with self._write() as session:
+            for part in chunked(sorted(set(ids))):
+                await session.execute(
+                    update(_apps).where(_apps.c.id.in_(part)).values(announced=True)
+                )
 
     # papers ---------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,6 +120,9 @@ class AppearanceRow(Base):
         Index(None, "topic", "date", "paper_id"),
         Index(None, "date"),
         Index(None, "digest_path"),
+        # Only the few appearances not yet handed to delivery (migration 0005).
+        Index("ix_appearances_unannounced", "id", sqlite_where=text("announced = 0"),
+              postgresql_where=text("NOT announced")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -130,6 +135,9 @@ class AppearanceRow(Base):
     summary: Mapped[str]
     takeaways: Mapped[list[str]]
     position: Mapped[int]
+    # False from the ingest that stores it until delivery has queued it for the chats
+    # that want it, so a crash between the two cannot lose the announcement.
+    announced: Mapped[bool] = mapped_column(default=False, server_default=true())
 
     def to_appearance(self) -> Appearance:
         """The domain Appearance."""

@@ -313,6 +313,52 @@ async def test_a_backfill_is_archived_but_not_pushed(
     assert await world.archive.get_paper("2406.00002") is not None
 
 
+async def test_papers_stored_but_never_queued_are_queued_after_a_restart(world: World) -> None:
+    """A kill between the ingest's commit and the queueing: the next scan sees the files
+    unchanged, so only the archive's own record can bring the papers to the chats."""
+    await world.chat(1, everything=True)
+    await world.chat(2, "3DGS")
+    await world.publish("NeRF", DAY1, paper(1), paper(2))  # stored, then the process died
+    await world.publish("3DGS", DAY1, paper(3))
+    restarted = world.delivery()
+    assert await restarted.announce_pending() == (1 + 2) + (1 + 1) + (1 + 1)
+    assert await restarted.announce_pending() == 0  # announced once
+    await restarted.drain()
+    assert kinds(world.sender.to(1)) == ["H:3DGS 1", "Paper number 3",
+                                          "H:NeRF 2", "Paper number 1", "Paper number 2"]
+    assert kinds(world.sender.to(2)) == ["H:3DGS 1", "Paper number 3"]
+    # A later day is announced on its own; the earlier papers are not queued again.
+    await world.publish("NeRF", DAY2, paper(2), paper(4))
+    assert await restarted.announce_pending() == 2
+    await restarted.drain()
+    assert kinds(world.sender.to(1))[5:] == ["H:NeRF 1", "Paper number 4"]
+
+
+async def test_a_kill_after_queueing_but_before_marking_sends_each_paper_once(
+    world: World,
+) -> None:
+    await world.chat(1, everything=True)
+    new = await world.publish("NeRF", DAY1, paper(1), paper(2))
+    assert await world.delivery().enqueue_new(new) == 3  # queued; then the process died
+    restarted = world.delivery()
+    assert await restarted.announce_pending() == 0  # already in the outbox
+    assert await world.archive.unannounced() == []
+    await restarted.drain()
+    assert kinds(world.sender.to(1)) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+
+
+async def test_announcing_with_no_subscribers_or_only_backfill_settles_the_papers(
+    world: World,
+) -> None:
+    await world.publish("NeRF", DAY1, paper(1))
+    assert await world.delivery().announce_pending() == 0  # nobody to tell
+    await world.chat(1, everything=True)
+    assert await world.delivery().announce_pending() == 0  # and not later, to newcomers
+    await world.publish("NeRF", DAY1 - timedelta(days=BACKFILL_DAYS + 1), paper(2))
+    assert await world.delivery().announce_pending() == 0  # too old to push
+    assert await world.archive.unannounced() == []
+
+
 async def test_a_first_bulk_ingest_pushes_only_its_last_week(world: World) -> None:
     """A long history ingested in one scan: only the digests near its newest one go out."""
     await world.chat(1, everything=True)

@@ -122,3 +122,23 @@ async def test_sqlite_writes_begin_immediate(tmp_path: Path) -> None:
         await engine.dispose()
     begins = [s for s in seen if s.startswith("BEGIN")]
     assert begins == ["BEGIN IMMEDIATE", "BEGIN"]  # the write, then the read
+
+
+async def test_upgrading_to_announcements_does_not_announce_the_archive_again(
+    database_url: str,
+) -> None:
+    """Appearances stored before migration 0005 were handed to delivery by the code of
+    that time; after the upgrade they must not count as news."""
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine)
+        repo = ArchiveRepo(make_sessionmaker(engine))
+        digest = make_digest(papers=(make_paper(),))
+        await repo.store_digest(digest, state_of(digest))
+        assert len(await repo.unannounced()) == 1
+        await downgrade(engine, "0004")
+        await migrate(engine)
+        assert await repo.unannounced() == []
+        assert (await repo.stats()).appearances == 1
+    finally:
+        await engine.dispose()

@@ -133,6 +133,26 @@ async def test_changed_file_is_diffed_by_arxiv_id(repo: ArchiveRepo) -> None:
     assert (await repo.search(parse_query("2409.00002")))[1] == 0
 
 
+async def test_new_appearances_stay_unannounced_until_marked(repo: ArchiveRepo) -> None:
+    keep, add = make_paper("2409.00001"), make_paper("2409.00002")
+    digest = make_digest(papers=(keep,))
+    await repo.store_digest(digest, state_of(digest))
+    first = await repo.unannounced()
+    assert [(a.arxiv_id, a.digest_path) for a in first] == [("2409.00001", digest.path)]
+    await repo.mark_announced([a.id for a in first])
+    assert await repo.unannounced() == []
+
+    changed = with_papers(digest, add, keep)  # a kept appearance keeps its mark
+    await repo.store_digest(changed, state_of(changed))
+    other = make_digest("3DGS", papers=(keep,))  # the same paper in another digest is news
+    await repo.store_digest(other, state_of(other))
+    pending = await repo.unannounced()
+    assert [(a.arxiv_id, a.digest_path) for a in pending] == [
+        ("2409.00002", digest.path), ("2409.00001", other.path)]
+    await repo.delete_file(other.path)  # gone before it was announced: nothing left over
+    assert [a.arxiv_id for a in await repo.unannounced()] == ["2409.00002"]
+
+
 async def test_delete_file_removes_appearances_and_orphans(repo: ArchiveRepo) -> None:
     shared = make_paper("2409.00001")
     a = make_digest("NeRF", papers=(shared, make_paper("2409.00002")))

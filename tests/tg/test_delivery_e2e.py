@@ -151,6 +151,28 @@ async def test_a_new_digest_reaches_exactly_the_chats_that_want_it(bot: BotUnder
     assert delivered(s, nerf.id) == full  # nobody else got anything again
 
 
+async def test_papers_ingested_before_a_crash_go_out_at_the_next_scan(
+    bot: BotUnderTest,
+) -> None:
+    """The ingest committed, then the process died before queueing (or the operator ran
+    `paperfeed ingest` while the bot was down): the next scan finds the files unchanged
+    and still sends their papers."""
+    s = bot.server
+    nerf = await subscriber(bot, "Nerf", ["NeRF"])
+    add_digest(bot.digest_dir, "NeRF", DAY, PAPERS)
+    stored = await bot.deps.ingestor.scan()  # no hook: nothing queued
+    assert stored.new_papers == IDS
+    assert await bot.deps.outbox.counts() == {
+        "pending": 0, "sent": 0, "failed": 0, "cancelled": 0}
+
+    again = await scan_once(bot.deps.ingestor, bot.deps.scan_status)
+
+    assert (again.files_read, again.new_papers) == (0, [])
+    assert delivered(s, nerf.id) == expected_digest("NeRF", DAY, IDS)
+    await scan_once(bot.deps.ingestor, bot.deps.scan_status)
+    assert delivered(s, nerf.id) == expected_digest("NeRF", DAY, IDS)  # once
+
+
 async def test_a_paper_reaches_a_chat_once_across_topics_days_and_versions(
     bot: BotUnderTest,
 ) -> None:
