@@ -66,6 +66,17 @@ class _RedactToken(logging.Filter):
         return True
 
 
+class _QuietStartAbort(logging.Filter):
+    """Drops python-telegram-bot's traceback for a start-up that gives up (Bot API out of
+    reach, token refused): `run_bot` says the same in one line, naming the setting."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None or not record.name.startswith("telegram"):
+            return True
+        message = record.getMessage()
+        return not (message.startswith("Network Retry Loop") and "Abort" in message)
+
+
 def setup_logging(settings: Settings) -> None:
     """One line per event, token redacted; chatty libraries kept at WARNING."""
     handler = logging.StreamHandler()
@@ -73,6 +84,7 @@ def setup_logging(settings: Settings) -> None:
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     handler.addFilter(_RedactToken(settings.telegram_token))
+    handler.addFilter(_QuietStartAbort())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level_number)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from bot.config import Settings
 from bot.domain.models import IngestReport
@@ -120,6 +120,10 @@ def run_bot(settings: Settings) -> None:
     except InvalidToken:
         log.critical("Telegram rejected TELEGRAM_TOKEN (getMe answered Unauthorized); check "
                      "it with @BotFather, and BOT_API_URL (%s)", settings.bot_api_url)
+        raise SystemExit(1) from None
+    except NetworkError as exc:  # only start-up gives up: polling retries for ever
+        log.critical("cannot reach the Bot API at %s (%s); check BOT_API_URL and the "
+                     "network", settings.bot_api_url, exc)
         raise SystemExit(1) from None
     except _CannotStart as exc:
         log.critical("%s", exc)

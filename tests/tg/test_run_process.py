@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -129,3 +130,40 @@ async def test_run_without_token_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert b"TELEGRAM_TOKEN" in err
     assert b"Traceback" not in err + out
+
+
+async def _run_to_exit(tmp_path: Path, env: dict[str, str]) -> tuple[int | None, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    return proc.returncode, (out + err).decode("utf-8", "replace")
+
+
+async def test_an_unreachable_bot_api_is_one_clear_line(
+    botapi: FakeBotApi, tmp_path: Path
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = bot_env(tmp_path, botapi) | {"BOT_API_URL": f"http://127.0.0.1:{port}"}
+    code, output = await _run_to_exit(tmp_path, env)
+    assert code == 1
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "CRITICAL" in line]
+    assert f"cannot reach the Bot API at http://127.0.0.1:{port}" in line
+    assert "BOT_API_URL" in line
+
+
+async def test_a_refused_token_is_one_clear_line_without_the_token(
+    botapi: FakeBotApi, tmp_path: Path
+) -> None:
+    wrong = "999999:" + "x" * 35
+    code, output = await _run_to_exit(tmp_path, bot_env(tmp_path, botapi) | {
+        "TELEGRAM_TOKEN": wrong})
+    assert code == 1
+    assert "Traceback" not in output
+    assert "TELEGRAM_TOKEN" in output
+    assert wrong not in output
