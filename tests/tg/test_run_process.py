@@ -66,6 +66,17 @@ def bot_env(tmp_path: Path, server: FakeBotApi) -> dict[str, str]:
     return env
 
 
+async def run_to_exit(cwd: Path, env: dict[str, str]) -> tuple[int | None, str]:
+    """`python -m bot run` that is expected to stop by itself: exit status, all output."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    return proc.returncode, (out + err).decode("utf-8", "replace")
+
+
 @asynccontextmanager
 async def bot_process(tmp_path: Path, server: FakeBotApi) -> AsyncIterator[BotProcess]:
     proc = await asyncio.create_subprocess_exec(
@@ -122,24 +133,10 @@ async def test_second_process_with_same_token_stops(botapi: FakeBotApi, tmp_path
 
 async def test_run_without_token_is_one_clear_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_TOKEN"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 2
-    assert b"TELEGRAM_TOKEN" in err
-    assert b"Traceback" not in err + out
-
-
-async def _run_to_exit(tmp_path: Path, env: dict[str, str]) -> tuple[int | None, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate()
-    return proc.returncode, (out + err).decode("utf-8", "replace")
+    code, output = await run_to_exit(tmp_path, env)
+    assert code == 2
+    assert "TELEGRAM_TOKEN" in output
+    assert "Traceback" not in output
 
 
 async def test_an_unreachable_bot_api_is_one_clear_line(
@@ -149,7 +146,7 @@ async def test_an_unreachable_bot_api_is_one_clear_line(
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     env = bot_env(tmp_path, botapi) | {"BOT_API_URL": f"http://127.0.0.1:{port}"}
-    code, output = await _run_to_exit(tmp_path, env)
+    code, output = await run_to_exit(tmp_path, env)
     assert code == 1
     assert "Traceback" not in output
     [line] = [line for line in output.splitlines() if "CRITICAL" in line]
@@ -161,7 +158,7 @@ async def test_a_refused_token_is_one_clear_line_without_the_token(
     botapi: FakeBotApi, tmp_path: Path
 ) -> None:
     wrong = "999999:" + "x" * 35
-    code, output = await _run_to_exit(tmp_path, bot_env(tmp_path, botapi) | {
+    code, output = await run_to_exit(tmp_path, bot_env(tmp_path, botapi) | {
         "TELEGRAM_TOKEN": wrong})
     assert code == 1
     assert "Traceback" not in output

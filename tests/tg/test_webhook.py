@@ -27,7 +27,7 @@ from bot.config import load_settings
 from bot.errors import ConfigError
 from tests.fixtures.expected import FIXTURE_DISTINCT_IDS
 from tests.tg.botapi_server import FakeBotApi, FakeChat, FakeUser
-from tests.tg.test_run_process import BotProcess, bot_env
+from tests.tg.test_run_process import BotProcess, bot_env, run_to_exit
 
 SECRET = "s3cret"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -253,11 +253,7 @@ def test_bad_webhook_values_name_the_variable(
 async def test_run_with_webhook_url_but_no_secret_exits_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in WEBHOOK_NAMES}
     env.update(TELEGRAM_TOKEN="123:ABC", WEBHOOK_URL="https://bot.example.org/hook")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 2
-    assert b"WEBHOOK_SECRET: required when WEBHOOK_URL is set" in err
-    assert b"Traceback" not in out + err
+    code, output = await run_to_exit(tmp_path, env)
+    assert code == 2
+    assert "WEBHOOK_SECRET: required when WEBHOOK_URL is set" in output
+    assert "Traceback" not in output
