@@ -1,48 +1,22 @@
 """Delivery at broadcast scale: marks written in batches, cards rendered once, subscribers
 loaded at once, and what a crash or a database error in the middle of it does.
 
-Uses the world of test_delivery.py (a real database, the fake sender and clock).
+Uses the world of tests/services/world.py (a real database, the fake sender and clock).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import time
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.models import Chat
-from bot.services.delivery import Delivery
 from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_sessionmaker
 from bot.storage.outbox import OutboxRepo, SentMark
-from bot.storage.repository import ArchiveRepo
-from tests.services.test_delivery import (
-    DAY1,
-    FakeClock,
-    FakeSender,
-    Killed,
-    World,
-    kinds,
-    paper,
-)
-
-
-@pytest.fixture
-def world(engine: AsyncEngine) -> World:
-    sessions = make_sessionmaker(engine)
-    return World(ArchiveRepo(sessions), ChatRepo(sessions), OutboxRepo(sessions), FakeSender(),
-                 FakeClock())
-
-
-def delivery(world: World, *, outbox: OutboxRepo | None = None, chats: ChatRepo | None = None,
-             sender: FakeSender | None = None, owner: str = "A", workers: int = 16) -> Delivery:
-    return Delivery(world.archive, chats or world.chats, outbox or world.outbox,
-                    sender or world.sender, world.clock, default_tz="UTC",
-                    default_daily_time=time(9, 0), blog_base_url="https://blog.example.org",
-                    owner=owner, workers=workers, private_gap=0.0, group_gap=0.0)
+from tests.services.world import DAY1, FakeSender, Killed, World, kinds, paper
 
 
 class DyingOutbox(OutboxRepo):
@@ -70,7 +44,7 @@ async def test_a_crash_while_marking_a_batch_resends_that_batch_once(
         await world.chat(chat_id, "NeRF")
     world.sender.overlap = 4  # the first four sends finish together: their marks batch
     dying = DyingOutbox(engine, survive=3)
-    first = delivery(world, outbox=dying, workers=4)
+    first = world.delivery(outbox=dying, workers=4)
     assert await first.enqueue_new(new) == 36
     with pytest.raises(Killed):
         await first.drain()
@@ -81,7 +55,7 @@ async def test_a_crash_while_marking_a_batch_resends_that_batch_once(
     assert 1 <= unrecorded <= 4  # each worker waits for its mark: at most one message each
 
     world.clock.advance(seconds=61)  # the dead process's lease runs out
-    survivor = delivery(world, owner="B", sender=FakeSender(log=world.sender.log))
+    survivor = world.delivery(owner="B", sender=FakeSender(log=world.sender.log))
     report = await survivor.drain()
     assert (report.sent, report.pending_left) == (36 - recorded, 0)
     log = world.sender.log
@@ -110,7 +84,7 @@ async def test_marks_that_fail_to_commit_leave_their_rows_pending(
 ) -> None:
     new = await world.publish("NeRF", DAY1, paper(1))
     await world.chat(1, "NeRF")
-    flaky = delivery(world, outbox=FlakyOutbox(make_sessionmaker(engine)))
+    flaky = world.delivery(outbox=FlakyOutbox(make_sessionmaker(engine)))
     await flaky.enqueue_new(new)
     with caplog.at_level(logging.ERROR):
         report = await flaky.drain()
@@ -129,7 +103,7 @@ async def test_a_card_is_rendered_once_per_drain_for_each_style_and_language(
         await world.chat(chat_id, "NeRF")
     await world.chat(5, "NeRF", style="compact")
     await world.chat(6, "NeRF", lang="zh")
-    drainer = delivery(world)
+    drainer = world.delivery()
     await drainer.enqueue_new(new)
     await drainer.drain()
     sent = {chat_id: [s.message for s in world.sender.log if s.chat_id == chat_id]
@@ -157,7 +131,7 @@ async def test_a_broadcast_loads_its_subscribers_at_once(
     for chat_id in range(1, 121):
         await world.chat(chat_id, "NeRF")
     chats = CountingChats(make_sessionmaker(engine))
-    drainer = delivery(world, chats=chats)
+    drainer = world.delivery(chats=chats)
     assert await drainer.enqueue_new(new) == 240
     await world.chats.deactivate(7, "user pressed /stop")
     report = await drainer.drain()
