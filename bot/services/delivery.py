@@ -85,11 +85,6 @@ MESSAGE_CACHE: Final = 512  # rendered cards and headers kept while draining
 BUFFER_ROWS: Final = 16_384  # due rows held in memory while draining (see Delivery)
 BULK_CHATS: Final = 100  # new chats on one page from which all subscribers are loaded at once
 MAX_PASSES: Final = 1000
-BACKFILL_DAYS: Final = 7
-"""A new digest dated more than this many days before the newest digest in the archive
-is a backfill (an old year dropped into the folder, a first ingest of a long history):
-its papers are archived and searchable, but not pushed to subscribers, who would
-otherwise get thousands of old cards at once. Late files within the window still go."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,8 +454,9 @@ class Delivery:
         ``report`` is an IngestReport or its ``new_appearances`` ((arXiv id, digest
         path) pairs). A chat gets papers from digests whose topic it follows (or all),
         filtered by its keywords; a paper listed in several of them comes once, under
-        the first digest (by date, then topic), with all its tags on the card. Digests
-        older than the backfill window (BACKFILL_DAYS) are not queued.
+        the first digest (by date, then topic), with all its tags on the card. A digest
+        that arrives late (files come days or weeks after their date, in batches) is
+        news all the same: what decides is that the archive did not list it before.
         """
         pairs = report.new_appearances if isinstance(report, IngestReport) else list(report)
         wanted: dict[str, set[str]] = {}
@@ -480,7 +476,6 @@ class Delivery:
             if papers:
                 groups.append(_Group(digest.path, digest.topic, digest.date, papers))
         groups.sort(key=lambda g: (g.day or date.min, g.topic.casefold(), g.path or ""))
-        groups = self._without_backfill(groups, await self._archive.latest_digest_date())
         return await self._enqueue(chats, groups, reason="new", follow=True)
 
     async def announce_pending(self) -> int:
@@ -497,21 +492,6 @@ class Delivery:
         written = await self.enqueue_new((a.arxiv_id, a.digest_path) for a in pending)
         await self._archive.mark_announced([a.id for a in pending])
         return written
-
-    @staticmethod
-    def _without_backfill(groups: list[_Group], newest: date | None) -> list[_Group]:
-        """Drop digests too old to push (see BACKFILL_DAYS), saying what was held back."""
-        if newest is None:
-            return groups
-        cutoff = newest - timedelta(days=BACKFILL_DAYS)
-        old = [g for g in groups if g.day is not None and g.day < cutoff]
-        if old:
-            log.info(
-                "backfill: %d papers from %d digests dated %s to %s, more than %d days "
-                "before the newest digest (%s), archived without delivery; /repost sends them",
-                sum(len(g.papers) for g in old), len(old), old[0].day, old[-1].day,
-                BACKFILL_DAYS, newest)
-        return [g for g in groups if g.day is None or g.day >= cutoff]
 
     async def repost_audience(
         self, papers: Sequence[DigestPapers] | Sequence[ArchivedPaper]

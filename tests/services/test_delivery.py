@@ -21,7 +21,6 @@ from bot.domain.models import Chat, IngestReport
 from bot.domain.tgtext import utf16_len
 from bot.errors import ChatGone
 from bot.services.delivery import (
-    BACKFILL_DAYS,
     DrainReport,
     next_daily,
     plain_text,
@@ -149,27 +148,19 @@ async def test_the_fixture_folder_end_to_end(world: World, tmp_path: Path) -> No
     assert (await world.outbox.counts())["sent"] == written
 
 
-async def test_a_backfill_is_archived_but_not_pushed(
-    world: World, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Old digests dropped into the folder must not flood subscribers with old cards."""
+async def test_a_digest_that_arrives_weeks_late_is_still_news(world: World) -> None:
+    """Digests are committed in batches up to 97 days after their date: a paper the archive
+    did not list before goes out, whatever the date of its digest."""
     await world.chat(1, everything=True)
     delivery = world.delivery()
-    today = await world.publish("NeRF", DAY2, paper(1))
-    assert await delivery.enqueue_new(today) == 2
-    old_day = DAY2 - timedelta(days=BACKFILL_DAYS + 1)
-    edge_day = DAY2 - timedelta(days=BACKFILL_DAYS)
-    old = await world.publish("NeRF", old_day, paper(2), paper(3))
-    late = await world.publish("3DGS", edge_day, paper(4))  # a week late: still news
-    with caplog.at_level(logging.INFO, logger="bot.services.delivery"):
-        assert await delivery.enqueue_new(old + late) == 2
+    assert await delivery.enqueue_new(await world.publish("NeRF", DAY2, paper(1))) == 2
+    late = await world.publish("NeRF", DAY2 - timedelta(days=97), paper(2), paper(3))
+    late += await world.publish("3DGS", DAY2 - timedelta(days=365), paper(4))
+    assert await delivery.enqueue_new(late) == 3 + 2
     await delivery.drain()
     assert kinds(world.sender.to(1)) == ["H:NeRF 1", "Paper number 1",
-                                          "H:3DGS 1", "Paper number 4"]
-    assert "backfill: 2 papers from 1 digests" in caplog.text
-    assert "/repost" in caplog.text
-    # Archived all the same: searchable, and a repost can still send them.
-    assert await world.archive.get_paper("2406.00002") is not None
+                                          "H:3DGS 1", "Paper number 4",
+                                          "H:NeRF 2", "Paper number 2", "Paper number 3"]
 
 
 async def test_papers_stored_but_never_queued_are_queued_after_a_restart(world: World) -> None:
@@ -206,30 +197,16 @@ async def test_a_kill_after_queueing_but_before_marking_sends_each_paper_once(
     assert kinds(world.sender.to(1)) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
 
 
-async def test_announcing_with_no_subscribers_or_only_backfill_settles_the_papers(
+async def test_papers_stored_before_anyone_subscribed_are_not_sent_to_newcomers(
     world: World,
 ) -> None:
     await world.publish("NeRF", DAY1, paper(1))
     assert await world.delivery().announce_pending() == 0  # nobody to tell
+    assert await world.archive.unannounced() == []  # settled all the same
     await world.chat(1, everything=True)
-    assert await world.delivery().announce_pending() == 0  # and not later, to newcomers
-    await world.publish("NeRF", DAY1 - timedelta(days=BACKFILL_DAYS + 1), paper(2))
-    assert await world.delivery().announce_pending() == 0  # too old to push
-    assert await world.archive.unannounced() == []
-
-
-async def test_a_first_bulk_ingest_pushes_only_its_last_week(world: World) -> None:
-    """A long history ingested in one scan: only the digests near its newest one go out."""
-    await world.chat(1, everything=True)
-    new = await world.publish("NeRF", DAY1 - timedelta(days=365), paper(1))
-    new += await world.publish("NeRF", DAY1 - timedelta(days=30), paper(2))
-    new += await world.publish("NeRF", DAY1 - timedelta(days=3), paper(3))
-    new += await world.publish("3DGS", DAY1, paper(4))
-    delivery = world.delivery()
-    assert await delivery.enqueue_new(new) == 4
-    await delivery.drain()
-    assert kinds(world.sender.to(1)) == ["H:NeRF 1", "Paper number 3",
-                                          "H:3DGS 1", "Paper number 4"]
+    assert await world.delivery().announce_pending() == 0  # a subscription is not news
+    await world.delivery().drain()
+    assert world.sender.to(1) == []
 
 
 # --------------------------------------------------------------------------- when
