@@ -64,8 +64,9 @@ async def running_bot(tmp_path: Path, server: FakeBotApi, *, ingest: bool = True
                       **settings: Any) -> AsyncIterator[BotUnderTest]:
     parts = assemble(make_settings(tmp_path, server, **settings))
     await migrate(parts.engine)
-    if ingest:
+    if ingest:  # as the bot's first scan leaves it: nobody subscribed to announce to yet
         await parts.deps.ingestor.scan()
+        await parts.deps.delivery.announce_pending()
     try:
         async with running_application(parts.app, server):
             await startup(parts.app, parts.deps)

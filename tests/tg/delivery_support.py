@@ -21,6 +21,10 @@ from datetime import date
 from pathlib import Path
 from typing import Self
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.services.ingest import Ingestor
+from bot.storage.repository import ArchiveRepo
 from tests.fixtures.expected import FIXTURE_DIR
 from tests.tg.botapi_faults import FloodControl
 from tests.tg.botapi_server import FakeBotApi, SentMessage
@@ -79,6 +83,15 @@ def copy_fixture_folder(target: Path) -> Path:
     for file in target.rglob("*.md"):
         os.utime(file, (OLD_MTIME, OLD_MTIME))
     return target
+
+
+async def archive_as_announced(sessions: async_sessionmaker[AsyncSession],
+                               digests: Path) -> None:
+    """The archive of a bot that has run before: the folder ingested, and its papers
+    announced (queued, or nobody to queue them for), as the bot's scans leave them."""
+    archive = ArchiveRepo(sessions)
+    await Ingestor(archive, digests).scan()
+    await archive.mark_announced([a.id for a in await archive.unannounced()])
 
 
 def assert_paced(flood: FloodControl, *, accepted: int) -> None:

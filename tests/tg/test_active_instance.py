@@ -20,18 +20,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.services.ingest import Ingestor
 from bot.services.leader import ACTIVE_TTL, LEASE_ACTIVE, ActiveInstance
 from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
-from bot.storage.repository import ArchiveRepo
 from tests.conftest import BACKENDS, PG_URL, wipe_postgres
 from tests.tg.botapi_server import FakeBotApi
 from tests.tg.delivery_support import (
     BotProcess,
     SynthPaper,
     add_digest,
+    archive_as_announced,
     bot_env,
     copy_fixture_folder,
     delivered,
@@ -76,7 +75,7 @@ async def test_one_instance_is_active_and_another_takes_over_when_it_is_killed(
     try:
         await migrate(engine)
         sessions = make_sessionmaker(engine)
-        await Ingestor(ArchiveRepo(sessions), digests).scan()
+        await archive_as_announced(sessions, digests)
         chats = ChatRepo(sessions)
         for reader in readers:
             await chats.ensure(reader.id, "private", title=f"reader {reader.id}")

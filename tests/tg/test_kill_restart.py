@@ -18,16 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.services.ingest import Ingestor
 from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import LEASE_SENDER, OutboxRepo
-from bot.storage.repository import ArchiveRepo
 from tests.tg.botapi_server import FakeBotApi
 from tests.tg.delivery_support import (
     BotProcess,
     SynthPaper,
     add_digest,
+    archive_as_announced,
     assert_paced,
     bot_env,
     copy_fixture_folder,
@@ -99,7 +98,7 @@ async def test_a_bot_stopped_mid_broadcast_finishes_it_after_a_restart(
     try:
         await migrate(engine)
         sessions = make_sessionmaker(engine)
-        await Ingestor(ArchiveRepo(sessions), digests).scan()
+        await archive_as_announced(sessions, digests)
         chats = ChatRepo(sessions)
         for chat_id in chat_ids:
             await chats.ensure(chat_id, "private", title=f"reader {chat_id}")
