@@ -1,6 +1,6 @@
 """`python -m bench.botproc run`: `paperfeed run` with its rate limiter set by the benchmark.
 
-The product's limiter is `bot.tg.app.rate_limiter()`: python-telegram-bot's AIORateLimiter
+The product's limiter is `bot.tg.ratelimit.rate_limiter()`: python-telegram-bot's AIORateLimiter
 with the overall limit kept by a Pacer, SEND_LIMIT (30) messages in any SEND_WINDOW
 (1 s). For Telegram's paid broadcasts (up to 1000 messages a second) the benchmark
 builds the very same limiter with only those knobs changed, BENCH_SEND_LIMIT and
@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import os
 
-import bot.tg.app as tg_app
+import bot.tg.ratelimit as tg_ratelimit
 from bot.cli import main
 
 
 def _apply_limits() -> None:
     limit = os.environ.get("BENCH_SEND_LIMIT", "").strip()
     if limit:
-        tg_app.SEND_LIMIT = int(limit)  # read by rate_limiter()
+        tg_ratelimit.SEND_LIMIT = int(limit)  # read by rate_limiter()
     window = os.environ.get("BENCH_SEND_WINDOW", "").strip()
     if window:
-        tg_app.SEND_WINDOW = float(window)
+        tg_ratelimit.SEND_WINDOW = float(window)
 
 
 def _main() -> None:

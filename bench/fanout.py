@@ -61,7 +61,7 @@ from bench.gen import write_new_digest
 from bench.ingest import ensure_archive
 from bot.storage.engine import make_engine
 from bot.storage.tables import ChatRow, SubscriptionRow
-from bot.tg.app import SEND_LIMIT, SEND_WINDOW
+from bot.tg.ratelimit import SEND_LIMIT, SEND_WINDOW
 from tests.tg.botapi_faults import FloodControl, RateWindow
 from tests.tg.botapi_server import FakeBotApi, SentMessage
 

@@ -1,4 +1,4 @@
-"""The overall send limit (bot.tg.app.Pacer, PacedRateLimiter) on a virtual clock.
+"""The overall send limit (bot.tg.ratelimit: Pacer, PacedRateLimiter) on a virtual clock.
 
 Why virtual: what matters is the schedule the limiter produces, and a fake clock whose
 sleeps can be made to overshoot (a busy event loop wakes callers late) shows it exactly,
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.tg.app import PacedRateLimiter, Pacer, rate_limiter
+from bot.tg.ratelimit import PacedRateLimiter, Pacer, rate_limiter
 
 LIMIT, WINDOW = 30, 1.0
 INTERVAL = WINDOW / LIMIT

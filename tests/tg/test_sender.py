@@ -35,7 +35,7 @@ from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
-from bot.tg.app import rate_limiter
+from bot.tg.ratelimit import rate_limiter
 from bot.tg.sender import TelegramSender
 from tests.storage.factories import make_digest, make_paper, state_of
 from tests.tg.botapi_faults import FloodControl, ManualClock
