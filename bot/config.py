@@ -25,6 +25,8 @@ WEBHOOK_SECRET_RULE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 HEALTH_PATH = "/healthz"
 """Where the bot's HTTP server answers health checks; a webhook path may not take it."""
+WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+"""The only ports Telegram delivers webhook updates to (setWebhook in the Bot API)."""
 
 
 class Settings(BaseSettings):
@@ -124,6 +126,13 @@ class Settings(BaseSettings):
         # Telegram delivers only to HTTPS; TLS may end at a reverse proxy in front of us.
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError("must be the public https:// URL Telegram posts updates to")
+        try:
+            port = parts.port or 443
+        except ValueError:
+            raise ValueError("has a port that is not a number from 1 to 65535") from None
+        if port not in WEBHOOK_PORTS:  # the Bot API's setWebhook documents these four
+            raise ValueError(f"Telegram posts only to ports 443, 80, 88 and 8443, not {port} "
+                             "(WEBHOOK_PORT, the port we listen on, may be any)")
         if parts.query or parts.fragment:
             raise ValueError("must not have a ?query or #fragment (its path is served as is)")
         if parts.path.rstrip("/") == HEALTH_PATH:

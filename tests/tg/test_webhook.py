@@ -229,6 +229,8 @@ def test_webhook_url_without_secret_is_one_clear_line(clean_env: pytest.MonkeyPa
         ("WEBHOOK_URL", "bot.example.org/hook"),
         ("WEBHOOK_URL", "https://bot.example.org/hook?x=1"),
         ("WEBHOOK_URL", "https://bot.example.org/healthz"),
+        ("WEBHOOK_URL", "https://bot.example.org:8080/hook"),  # not a port Telegram posts to
+        ("WEBHOOK_URL", "https://bot.example.org:99999/hook"),
         ("WEBHOOK_SECRET", "has spaces"),
         ("WEBHOOK_SECRET", "ünicode"),
         ("WEBHOOK_SECRET", "x" * 257),
