@@ -108,8 +108,17 @@ def ingest(
         float | None,
         typer.Option(help="Seconds a file must be unchanged before it is read (default 5)."),
     ] = None,
+    archive_only: Annotated[
+        bool,
+        typer.Option("--archive-only",
+                     help="Store without sending: the bot will not push these papers."),
+    ] = False,
 ) -> None:
-    """Scan the digest folder and store new or changed digests."""
+    """Scan the digest folder and store new or changed digests.
+
+    The bot sends what this stores to its subscribers at its next scan, unless
+    --archive-only (importing a long history into a bot that has subscribers).
+    """
     settings = _settings(**({"digest_dir": directory} if directory else {}))
 
     async def work(services: Services) -> IngestReport:
@@ -126,8 +135,14 @@ def ingest(
             disable=not err.is_terminal,
         ) as bar:
             task = bar.add_task("reading digests", total=None)
-            return await ingestor.scan(lambda done, total: bar.update(task, completed=done,
-                                                                      total=total))
+            report = await ingestor.scan(lambda done, total: bar.update(task, completed=done,
+                                                                        total=total))
+        if archive_only:  # only this ingest's listings: others may wait for the bot
+            stored = set(report.new_appearances)
+            await services.archive.mark_announced(
+                [a.id for a in await services.archive.unannounced()
+                 if (a.arxiv_id, a.digest_path) in stored])
+        return report
 
     report = _run(settings, work)
     _print_report(report, verbose)

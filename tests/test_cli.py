@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -11,6 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.storage.engine import make_engine, make_sessionmaker
+from bot.storage.repository import ArchiveRepo
 from tests.fixtures.expected import (
     FIXTURE_DIR,
     FIXTURE_DISTINCT_IDS,
@@ -46,6 +49,23 @@ def test_ingest_twice_adds_nothing_the_second_time(env: Path) -> None:
     second = invoke("ingest")
     assert "papers new                            │ 0 " in second
     assert "files read                            │ 0 " in second
+
+
+@pytest.mark.parametrize("archive_only", [False, True])
+def test_ingest_leaves_papers_for_the_bot_to_send_unless_archive_only(
+    env: Path, tmp_path: Path, archive_only: bool
+) -> None:
+    invoke("ingest", *(["--archive-only"] if archive_only else []))
+
+    async def pending() -> int:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'pf.db'}")
+        try:
+            return len(await ArchiveRepo(make_sessionmaker(engine)).unannounced())
+        finally:
+            await engine.dispose()
+
+    left = asyncio.run(pending())
+    assert left == 0 if archive_only else left >= FIXTURE_DISTINCT_IDS
 
 
 def test_search_json_tags_and_export(env: Path) -> None:
