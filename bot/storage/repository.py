@@ -413,7 +413,7 @@ class ArchiveRepo:
 
     # announcements --------------------------------------------------------------------
 
-    async def unannounced(self, limit: int | None = None) -> list[Announcement]:
+    async def unannounced(self) -> list[Announcement]:
         """Appearances stored by an ingest that delivery has not queued yet, oldest first.
 
         An ingest writes its appearances unannounced in the same transaction as the
@@ -426,7 +426,6 @@ class ArchiveRepo:
                 .join(_papers, _papers.c.id == _apps.c.paper_id)
                 .where(~_apps.c.announced)
                 .order_by(_apps.c.id)
-                .limit(limit)
             )
             return [Announcement(r.id, r.arxiv_id, r.digest_path)
                     for r in await session.execute(stmt)]
