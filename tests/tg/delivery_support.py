@@ -24,6 +24,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.ingest import Ingestor
+from bot.storage.chats import ChatRepo
 from bot.storage.repository import ArchiveRepo
 from tests.fixtures.expected import FIXTURE_DIR
 from tests.tg.botapi_faults import FloodControl
@@ -85,13 +86,17 @@ def copy_fixture_folder(target: Path) -> Path:
     return target
 
 
-async def archive_as_announced(sessions: async_sessionmaker[AsyncSession],
-                               digests: Path) -> None:
-    """The archive of a bot that has run before: the folder ingested, and its papers
-    announced (queued, or nobody to queue them for), as the bot's scans leave them."""
+async def bot_that_ran_before(sessions: async_sessionmaker[AsyncSession], digests: Path,
+                              readers: Sequence[int], tag: str) -> None:
+    """The database of a bot that has run before: the folder ingested and its papers
+    announced (as the bot's scans leave them), the readers' private chats following tag."""
     archive = ArchiveRepo(sessions)
     await Ingestor(archive, digests).scan()
     await archive.mark_announced([a.id for a in await archive.unannounced()])
+    chats = ChatRepo(sessions)
+    for chat_id in readers:
+        await chats.ensure(chat_id, "private", title=f"reader {chat_id}")
+        await chats.subscribe(chat_id, [tag])
 
 
 def assert_paced(flood: FloodControl, *, accepted: int) -> None:

@@ -21,7 +21,6 @@ import httpx
 import pytest
 
 from bot.services.leader import ACTIVE_TTL, LEASE_ACTIVE, ActiveInstance
-from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
 from tests.conftest import BACKENDS, PG_URL, wipe_postgres
@@ -30,8 +29,8 @@ from tests.tg.delivery_support import (
     BotProcess,
     SynthPaper,
     add_digest,
-    archive_as_announced,
     bot_env,
+    bot_that_ran_before,
     copy_fixture_folder,
     delivered,
     expected_digest,
@@ -75,11 +74,7 @@ async def test_one_instance_is_active_and_another_takes_over_when_it_is_killed(
     try:
         await migrate(engine)
         sessions = make_sessionmaker(engine)
-        await archive_as_announced(sessions, digests)
-        chats = ChatRepo(sessions)
-        for reader in readers:
-            await chats.ensure(reader.id, "private", title=f"reader {reader.id}")
-            await chats.subscribe(reader.id, ["NeRF"])
+        await bot_that_ran_before(sessions, digests, [r.id for r in readers], "NeRF")
         outbox = OutboxRepo(sessions)
 
         async with AsyncExitStack() as stack:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import LEASE_SENDER, OutboxRepo
 from tests.tg.botapi_server import FakeBotApi
@@ -26,9 +25,9 @@ from tests.tg.delivery_support import (
     BotProcess,
     SynthPaper,
     add_digest,
-    archive_as_announced,
     assert_paced,
     bot_env,
+    bot_that_ran_before,
     copy_fixture_folder,
     delivered,
     expected_digest,
@@ -98,11 +97,7 @@ async def test_a_bot_stopped_mid_broadcast_finishes_it_after_a_restart(
     try:
         await migrate(engine)
         sessions = make_sessionmaker(engine)
-        await archive_as_announced(sessions, digests)
-        chats = ChatRepo(sessions)
-        for chat_id in chat_ids:
-            await chats.ensure(chat_id, "private", title=f"reader {chat_id}")
-            await chats.subscribe(chat_id, ["NeRF"])
+        await bot_that_ran_before(sessions, digests, chat_ids, "NeRF")
         outbox = OutboxRepo(sessions)
 
         # While it was down, a new digest arrived: the start-up scan finds it.
