@@ -50,6 +50,7 @@ from tests.services.world import (
     FakeSender,
     Killed,
     World,
+    assert_resent_only_in_flight,
     kinds,
     paper,
 )
@@ -578,12 +579,8 @@ async def test_a_crash_mid_drain_loses_nothing_and_repeats_only_what_was_in_flig
     world.clock.advance(seconds=61)
     report = await survivor.drain()
     assert (report.sent, report.pending_left) == (36 - sent_at_crash, 0)
-    log = world.sender.log
-    assert len(log) - len({(s.chat_id, s.text) for s in log}) == in_flight  # each once more
-    for chat_id in chat_ids:
-        texts = world.sender.to(chat_id)
-        unique = [t for i, t in enumerate(texts) if t not in texts[:i]]
-        assert kinds(unique) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+    assert_resent_only_in_flight(world, chat_ids, in_flight,
+                                 ["H:NeRF 2", "Paper number 1", "Paper number 2"])
 
 
 @dataclass

@@ -16,7 +16,15 @@ from bot.domain.models import Chat
 from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_sessionmaker
 from bot.storage.outbox import OutboxRepo, SentMark
-from tests.services.world import DAY1, FakeSender, Killed, World, kinds, paper
+from tests.services.world import (
+    DAY1,
+    FakeSender,
+    Killed,
+    World,
+    assert_resent_only_in_flight,
+    kinds,
+    paper,
+)
 
 
 class DyingOutbox(OutboxRepo):
@@ -58,13 +66,8 @@ async def test_a_crash_while_marking_a_batch_resends_that_batch_once(
     survivor = world.delivery(owner="B", sender=FakeSender(log=world.sender.log))
     report = await survivor.drain()
     assert (report.sent, report.pending_left) == (36 - recorded, 0)
-    log = world.sender.log
-    assert len(log) - len({(s.chat_id, s.text) for s in log}) == unrecorded  # once more each
-    for chat_id in chat_ids:
-        texts = world.sender.to(chat_id)
-        assert max(texts.count(t) for t in texts) <= 2
-        unique = [t for i, t in enumerate(texts) if t not in texts[:i]]
-        assert kinds(unique) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
+    assert_resent_only_in_flight(world, chat_ids, unrecorded,
+                                 ["H:NeRF 2", "Paper number 1", "Paper number 2"])
 
 
 class FlakyOutbox(OutboxRepo):

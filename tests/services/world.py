@@ -154,3 +154,16 @@ def kinds(texts: list[str]) -> list[str]:
         else:
             out.append(text.split("<b>")[1].split("</b>")[0] if "<b>" in text else text)
     return out
+
+
+def assert_resent_only_in_flight(world: World, chat_ids: list[int], in_flight: int,
+                                 expected: list[str]) -> None:
+    """After a crash and a survivor's drain: every chat got ``expected`` (as `kinds`),
+    and only the ``in_flight`` messages the dead process never recorded came twice."""
+    log = world.sender.log
+    assert len(log) - len({(s.chat_id, s.text) for s in log}) == in_flight
+    for chat_id in chat_ids:
+        texts = world.sender.to(chat_id)
+        assert max(texts.count(t) for t in texts) <= 2
+        unique = [t for i, t in enumerate(texts) if t not in texts[:i]]
+        assert kinds(unique) == expected
