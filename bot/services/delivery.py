@@ -22,11 +22,11 @@ that is gone is deactivated and its rows cancelled; a migrated group's rows foll
 to the supergroup; a message Telegram refuses goes again as plain text. A crash between
 a send and its mark re-sends that one message: the only duplicate allowed.
 
-Pacing: python-telegram-bot's AIORateLimiter throttles the whole bot and each group;
-nothing here duplicates it. What it cannot know is that a chat's messages must not
-come in a burst (Telegram: about one per second in a private chat, 20 per minute in a
-group), so each chat's own queue leaves ``private_gap`` / ``group_gap`` seconds between
-its messages; the worker slot is free meanwhile.
+Pacing: the bot's rate limiter (bot.tg.ratelimit) keeps the overall limit, with replies
+to users ahead of these sends, and each chat's own limit (about one message a second in a
+private chat, 20 a minute in a group). Each chat's queue here also leaves
+``private_gap`` / ``group_gap`` seconds between its messages, so a worker slot is free
+while a chat waits, instead of waiting inside the limiter.
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
 """The Telegram side of delivery: send one Outgoing with python-telegram-bot.
 
-Rate limiting is python-telegram-bot's AIORateLimiter, configured on the Application
-that owns the bot: it throttles the whole bot and each group and waits out 429s
-(``max_retries``). This module only turns a message into ``send_message`` arguments (the
-same preview and keyboard as bot.tg.cards, so deliveries look like command replies) and
-Telegram's answers into the exceptions of bot.services.ports:
+Rate limiting is bot.tg.ratelimit's limiter on the bot: every send here is marked
+``Priority.BROADCAST``, so replies to users go first, and a 429 is raised at once (as
+FloodWait) for the delivery to reschedule. This module only turns a message into
+``send_message`` arguments (the same preview and keyboard as bot.tg.cards, so
+deliveries look like command replies) and Telegram's answers into the exceptions of
+bot.services.ports:
 
 ==============================================  ==========================================
 Telegram says                                   raised here (delivery then ...)
 ==============================================  ==========================================
 ChatMigrated (group upgraded to supergroup)     ChatMigrated (moves the rows, resends)
-RetryAfter (429 the rate limiter let through)   FloodWait (row waits, never dropped)
+RetryAfter (429)                                FloodWait (row waits, never dropped)
 Forbidden (403: blocked, kicked, deactivated)   ChatGone (deactivates, cancels the rows)
 BadRequest: chat not found, no rights to send,  ChatGone: the chat cannot receive anything
   message thread not found, PEER_ID_INVALID       from us until someone acts (/start)
@@ -30,14 +31,12 @@ chat itself refuses, and then the row fails visibly instead of being dropped.
 from __future__ import annotations
 
 import functools
-import warnings
-from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram import error as tg_error
 from telegram.constants import ParseMode
-from telegram.warnings import PTBDeprecationWarning
+from telegram.ext import ExtBot
 
 from bot.domain.models import Chat
 from bot.domain.rendering import Button, Card
@@ -51,6 +50,7 @@ from bot.services.ports import (
 )
 from bot.tg.cards import preview_options
 from bot.tg.keyboards import markup
+from bot.tg.ratelimit import Priority, retry_seconds
 
 __all__ = ["TelegramSender"]
 
@@ -71,13 +71,6 @@ _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
 Buttons = tuple[tuple[Button, ...], ...]
 
 
-def _retry_seconds(exc: tg_error.RetryAfter) -> float:
-    with warnings.catch_warnings():  # int vs timedelta, see PTB_TIMEDELTA
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 class TelegramSender:
     """Implements bot.services.ports.Sender with ``bot.send_message``.
 
@@ -88,6 +81,11 @@ class TelegramSender:
 
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
+        # Replies to users go before deliveries (bot.tg.ratelimit); only a bot with a
+        # rate limiter takes the argument.
+        limited = isinstance(bot, ExtBot) and bot.rate_limiter is not None
+        self._priority: dict[str, Any] = (
+            {"rate_limit_args": Priority.BROADCAST} if limited else {})
 
     async def send(self, chat: Chat, message: Outgoing) -> int:
         """Send and return the message id; failures as described in the module docstring."""
@@ -110,11 +108,12 @@ class TelegramSender:
                 link_preview_options=preview,
                 reply_markup=keyboard,
                 message_thread_id=chat.thread_id,
+                **self._priority,
             )
         except tg_error.ChatMigrated as exc:
             raise ChatMigrated(chat.chat_id, int(exc.new_chat_id)) from exc
         except tg_error.RetryAfter as exc:
-            raise FloodWait(_retry_seconds(exc)) from exc
+            raise FloodWait(retry_seconds(exc)) from exc
         except tg_error.Forbidden as exc:
             raise ChatGone(chat.chat_id, exc.message) from exc
         except tg_error.BadRequest as exc:

@@ -8,11 +8,13 @@ without a test that sleeps or depends on the machine's speed.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from telegram.error import RetryAfter
 
-from bot.tg.ratelimit import PacedRateLimiter, Pacer, rate_limiter
+from bot.tg.ratelimit import ChatPacer, PacedRateLimiter, Pacer, Priority, rate_limiter
 
 LIMIT, WINDOW = 30, 1.0
 INTERVAL = WINDOW / LIMIT
@@ -30,6 +32,7 @@ class VirtualTime:
 
     async def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds) + self.late
+        await asyncio.sleep(0)  # as a real sleep, let others run meanwhile
 
 
 def pacer(time: VirtualTime, limit: int = LIMIT, window: float = WINDOW) -> Pacer:
@@ -134,7 +137,7 @@ def test_the_product_limiter_is_telegrams_limit_with_a_margin() -> None:
 
 async def test_only_requests_to_a_chat_are_paced() -> None:
     time = VirtualTime()
-    limiter = PacedRateLimiter(2, 1.0, max_retries=0)
+    limiter = PacedRateLimiter(2, 1.0, chats=ChatPacer(clock=time.clock, sleep=time.sleep))
     limiter.pacer = pacer(time, limit=2, window=1.0)
     called: list[tuple[str, float]] = []
 
@@ -149,3 +152,153 @@ async def test_only_requests_to_a_chat_are_paced() -> None:
     assert called == [("sendMessage", 1000.0), ("sendMessage", 1000.5), ("getMe", 1000.5),
                       ("answerCallbackQuery", 1000.5), ("sendMessage", 1001.0)]
     assert all(send.ended.done() for send in limiter.pacer._sends)  # each one answered
+
+
+# --- priorities -------------------------------------------------------------------------
+
+
+async def test_a_reply_takes_the_next_slot_ahead_of_a_broadcast_backlog() -> None:
+    """16 broadcast sends wait (a drain's workers); a reply that comes after them is
+    served at the very next slot, and the broadcast gets every other slot."""
+    time = VirtualTime()
+    p = pacer(time)
+    order: list[str] = []
+
+    async def one(name: str, priority: Priority) -> None:
+        send = await p.wait(priority)
+        order.append(name)
+        p.done(send)
+
+    broadcast = [asyncio.ensure_future(one(f"b{i}", Priority.BROADCAST)) for i in range(16)]
+    await asyncio.sleep(0)
+    reply = asyncio.ensure_future(one("reply", Priority.REPLY))
+    await asyncio.gather(*broadcast, reply)
+    # b0 had its slot before the reply arrived; the reply goes right after it.
+    assert order[:2] == ["b0", "reply"]
+    assert order[2:] == [f"b{i}" for i in range(1, 16)]
+
+
+async def test_a_cancelled_waiter_gives_its_slot_to_the_next() -> None:
+    time = VirtualTime()
+    p = pacer(time)
+    first = await p.wait()
+    p.done(first)
+    waiting = asyncio.ensure_future(p.wait(Priority.BROADCAST))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    send = await p.wait()
+    p.done(send)
+    assert p.waiting == 0
+
+
+# --- per chat ---------------------------------------------------------------------------
+
+
+def limiter_on(time: VirtualTime) -> PacedRateLimiter:
+    limiter = PacedRateLimiter(30, 1.0, chats=ChatPacer(clock=time.clock, sleep=time.sleep))
+    limiter.pacer = pacer(time)
+    return limiter
+
+
+async def test_messages_into_one_private_chat_are_a_second_apart() -> None:
+    time = VirtualTime()
+    limiter = limiter_on(time)
+    starts: dict[int, list[float]] = {}
+
+    async def request(chat_id: int) -> Any:
+        starts.setdefault(chat_id, []).append(time.now)
+        return True
+
+    for _ in range(3):  # a card, then two parts of its analysis
+        await limiter.process_request(request, (7,), {}, "sendMessage", {"chat_id": 7}, None)
+    await limiter.process_request(request, (8,), {}, "sendMessage", {"chat_id": 8}, None)
+    assert starts[7] == pytest.approx([1000.0, 1001.0, 1002.0])
+    # Another chat is not held back by chat 7's pace, only by the overall slots.
+    assert starts[8][0] - starts[7][-1] <= INTERVAL + 1e-9
+
+
+async def test_a_group_takes_twenty_messages_a_minute() -> None:
+    time = VirtualTime()
+    limiter = limiter_on(time)
+    starts: list[float] = []
+
+    async def request() -> Any:
+        starts.append(time.now)
+        return True
+
+    for _ in range(21):
+        await limiter.process_request(request, (), {}, "sendMessage", {"chat_id": -100}, None)
+    assert starts[19] - starts[0] < 1.0  # a burst of 20 is allowed
+    assert starts[20] >= starts[0] + 60.0  # the 21st waits for the first's minute
+
+
+async def test_edits_and_chatless_requests_skip_the_chat_pace() -> None:
+    time = VirtualTime()
+    limiter = limiter_on(time)
+    starts: list[tuple[str, float]] = []
+
+    async def request(endpoint: str) -> Any:
+        starts.append((endpoint, time.now))
+        return True
+
+    for endpoint, data in [("sendMessage", {"chat_id": 5}),
+                           ("editMessageText", {"chat_id": 5, "message_id": 1}),
+                           ("answerInlineQuery", {"inline_query_id": "q"}),
+                           ("sendChatAction", {"chat_id": 5})]:
+        await limiter.process_request(request, (endpoint,), {}, endpoint, data, None)
+    assert [t for _, t in starts] == pytest.approx([1000.0, 1000.0 + INTERVAL, 1000.0 + INTERVAL,
+                                                    1000.0 + 2 * INTERVAL])
+
+
+async def test_a_429_blocks_only_its_chat_and_a_reply_is_retried() -> None:
+    time = VirtualTime()
+    limiter = limiter_on(time)
+    calls: list[tuple[int, float]] = []
+    refuse = {7: 1}
+
+    async def request(chat_id: int) -> Any:
+        calls.append((chat_id, time.now))
+        if refuse.get(chat_id):
+            refuse[chat_id] -= 1
+            raise RetryAfter(timedelta(seconds=5))
+        return True
+
+    assert await limiter.process_request(request, (7,), {}, "sendMessage", {"chat_id": 7},
+                                         None)
+    await limiter.process_request(request, (8,), {}, "sendMessage", {"chat_id": 8}, None)
+    chat_7 = [t for c, t in calls if c == 7]
+    assert chat_7[1] - chat_7[0] >= 5.0  # waited out, for chat 7
+    # Chat 8 was asked after chat 7 finished, so this only shows it was not blocked too:
+    assert next(t for c, t in calls if c == 8) - chat_7[1] <= INTERVAL + 1e-9
+
+
+async def test_a_429_on_a_broadcast_is_raised_at_once() -> None:
+    """The delivery reschedules the row; its worker must not sleep in the limiter."""
+    time = VirtualTime()
+    limiter = limiter_on(time)
+    calls = 0
+
+    async def request() -> Any:
+        nonlocal calls
+        calls += 1
+        raise RetryAfter(timedelta(seconds=30))
+
+    with pytest.raises(RetryAfter):
+        await limiter.process_request(request, (), {}, "sendMessage", {"chat_id": 9},
+                                      int(Priority.BROADCAST))
+    assert calls == 1
+    # A reply to that chat now waits for the block instead of drawing another 429.
+    assert limiter.chats.lane(9).free_at() >= time.now + 29.0
+
+
+async def test_a_long_429_is_not_waited_out_for_a_reply() -> None:
+    time = VirtualTime()
+    limiter = limiter_on(time)
+
+    async def request() -> Any:
+        raise RetryAfter(timedelta(seconds=120))
+
+    with pytest.raises(RetryAfter):
+        await limiter.process_request(request, (), {}, "sendMessage", {"chat_id": 3}, None)
