@@ -25,8 +25,10 @@ class ScanStatus:
     hooks: list[ReportHook] = field(default_factory=list)
 
 
-async def scan_once(ingestor: Ingestor, status: ScanStatus) -> IngestReport:
-    """Scan the folder, remember the outcome, hand new papers to the hooks (delivery)."""
+async def scan_once(ingestor: Ingestor, status: ScanStatus, *, hand_on: bool = True
+                    ) -> IngestReport:
+    """Scan the folder, remember the outcome, hand new papers to the hooks (delivery);
+    with ``hand_on=False`` the caller calls :func:`hand_on_report` itself when it is ready."""
     try:
         report = await ingestor.scan()
     except Exception as exc:
@@ -43,6 +45,12 @@ async def scan_once(ingestor: Ingestor, status: ScanStatus) -> IngestReport:
         )
     for path, reason in report.skipped:
         log.warning("skipped %s: %s", path, reason)
+    if hand_on:
+        await hand_on_report(status, report)
+    return report
+
+
+async def hand_on_report(status: ScanStatus, report: IngestReport) -> None:
+    """Run the hooks (delivery: queue and send the new papers)."""
     for hook in status.hooks:
         await hook(report)
-    return report

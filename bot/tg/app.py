@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import html
 import logging
-import traceback
 from typing import Any
 
 from telegram import Update
-from telegram.error import Conflict
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
-    ContextTypes,
     ExtBot,
     InlineQueryHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from bot.config import Settings
+from bot.redaction import Redactor
 from bot.tg.commands import publish_commands
+from bot.tg.concurrency import ChatOrderedProcessor
 from bot.tg.deps import Deps
+from bot.tg.failures import FailureReporter
 from bot.tg.handlers.admin import Admin
 from bot.tg.handlers.browse import Browse
 from bot.tg.handlers.inline import Inline
@@ -34,11 +34,11 @@ from bot.tg.handlers.start import Start
 from bot.tg.handlers.subscriptions import Subscriptions
 from bot.tg.polling import PollingRequest
 from bot.tg.ratelimit import rate_limiter
+from bot.tg.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
-_Result = bool | dict[str, Any] | list[dict[str, Any]]  # what a Bot API request returns
 
 def make_bot(settings: Settings, polling: PollingRequest) -> ExtBot[int]:
     """The bot object, pointed at BOT_API_URL and flood-controlled.
@@ -53,18 +53,22 @@ def make_bot(settings: Settings, polling: PollingRequest) -> ExtBot[int]:
 
 def build_application(deps: Deps, bot: ExtBot[int], polling: PollingRequest,
                       **builder_options: Any) -> AnyApp:
-    """The Application around that bot, with every handler registered."""
+    """The Application around that bot, with every handler registered; updates of
+    different chats are handled in parallel, each chat's in order (bot.tg.concurrency)."""
     builder = Application.builder().bot(bot)
     for name, value in builder_options.items():
         getattr(builder, name)(value)
+    builder.concurrent_updates(ChatOrderedProcessor())
     app = builder.build()
     register_handlers(app, deps)
-    app.add_error_handler(_error_handler(deps, polling))
+    app.add_error_handler(FailureReporter(deps, polling, Redactor.from_settings(deps.settings)))
     return app
 
 
 def register_handlers(app: AnyApp, deps: Deps) -> None:
     """Every command, button and fallback; order matters only where commented."""
+    # Before everything (group -1): a user flooding the bot is stopped here.
+    app.add_handler(TypeHandler(Update, Throttle(deps).check), group=-1)
     subscriptions = Subscriptions(deps)
     start = Start(deps, subscriptions)
     membership = Membership(deps)
@@ -106,32 +110,3 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
 async def startup(app: AnyApp, deps: Deps) -> None:
     """Once the bot is connected: publish the command menus."""
     await publish_commands(app.bot, deps.settings.admin_ids)
-
-
-def _error_handler(deps: Deps, polling: PollingRequest) -> Any:
-    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log first, then tell the operators (never the user) what broke."""
-        if isinstance(context.error, Conflict):
-            if polling.answered == 0:  # we never got an answer: we are the newcomer
-                log.critical("another paperfeed is already running with this token (Telegram "
-                             "answered Conflict to getUpdates); stopping this one")
-                context.application.stop_running()
-            else:
-                log.warning("a newer process polled with this token; it will stop itself")
-            return
-        log.error("error while handling an update", exc_info=context.error)
-        if context.error is None:
-            return
-        where = ""
-        if isinstance(update, Update) and update.effective_chat is not None:
-            where = f" in chat {update.effective_chat.id}"
-        lines = traceback.format_exception(context.error)
-        text = (f"⚠️ <b>paperfeed error</b>{html.escape(where)}\n"
-                f"<pre>{html.escape(''.join(lines)[-3000:])}</pre>")
-        for admin in sorted(deps.settings.admin_ids):
-            try:
-                await context.bot.send_message(admin, text, parse_mode="HTML")
-            except Exception:  # an operator who never started the bot; already logged above
-                log.debug("could not notify operator %s", admin)
-
-    return on_error

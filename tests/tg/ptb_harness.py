@@ -17,6 +17,7 @@ from typing import Any
 
 from telegram.ext import Application, ApplicationBuilder
 
+from bot.tg.background import PREFIX as BACKGROUND
 from tests.tg.botapi_server import FakeBotApi
 
 __all__ = ["builder_for", "running_application", "settle"]
@@ -69,12 +70,18 @@ async def settle(
     """Wait until the bot has fetched *and processed* every injected update.
 
     Handler side effects that go through the Bot API (sendMessage, ...) are complete
-    when this returns, because PTB marks an update done only after its handlers ran.
-    Work a handler pushed to background tasks or the job queue is not covered.
+    when this returns, because PTB marks an update done only after its handlers ran,
+    and so is the work handlers hand off (bot.tg.background's ``bg:`` tasks). Jobs of
+    the job queue are not covered.
     """
     async with asyncio.timeout(timeout):
         while True:
             await server.wait_until_idle(timeout)
             await app.update_queue.join()
+            handed_off = [t for t in asyncio.all_tasks()
+                          if t.get_name().startswith(BACKGROUND) and not t.done()]
+            if handed_off:
+                await asyncio.wait(handed_off)
+                continue
             if server.is_idle:
                 return

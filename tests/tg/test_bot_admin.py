@@ -7,8 +7,6 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from telegram import Update
-from telegram.ext import ApplicationHandlerStop, CommandHandler, ContextTypes
 
 from bot.domain.models import IngestReport
 from bot.domain.tgtext import MAX_MESSAGE_LEN, visible_len
@@ -67,6 +65,7 @@ async def test_stats_for_the_operator(bot: BotUnderTest) -> None:
     s = bot.server
     reader = s.user("Reader")
     s.send_command(s.private_chat(reader), reader, "/subscribe all")
+    await bot.settle()  # (another chat's update could be handled at the same time)
     op = s.user("Operator", user_id=OPERATOR_ID)
     chat = s.private_chat(op)
     s.send_command(chat, op, "/stats")
@@ -134,35 +133,33 @@ async def test_strangers_are_refused_and_logged(bot: BotUnderTest,
     assert await bot.deps.archive.get_paper("2406.00001") is None  # nothing was scanned
 
 
-async def test_hooks_deliveries_and_new_papers(bot: BotUnderTest) -> None:
-    """The delivery engineer's two callables: counts for /stats, new papers after /rescan."""
+async def test_rescan_answers_at_once_and_hands_new_papers_on(bot: BotUnderTest) -> None:
+    """/rescan says "Scanning…" in its handler; the scan, its report and the hand-over
+    of new papers (the scan hooks, as delivery uses them) run in the background."""
     handed: list[IngestReport] = []
-
-    async def counts() -> dict[str, int]:
-        return {"pending": 3, "failed": 1}
 
     async def on_new(report: IngestReport) -> None:
         handed.append(report)
 
-    admin = Admin(bot.deps, delivery_counts=counts, on_new_papers=on_new,
-                  clock=lambda: datetime.now(UTC))
-
-    async def hooked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        text = update.effective_message.text if update.effective_message else None
-        handler = admin.stats if (text or "").startswith("/stats") else admin.rescan
-        await handler(update, context)
-        raise ApplicationHandlerStop  # the registered Admin (without hooks) must not run
-
-    bot.app.add_handler(CommandHandler(["stats", "rescan"], hooked), group=-1)
+    bot.deps.scan_status.hooks.append(on_new)
     s = bot.server
     op = s.user("Operator", user_id=OPERATOR_ID)
     chat = s.private_chat(op)
     add_digest(bot, "2024-06-03/NeRF.md", NEW_DIGEST)
     s.send_command(chat, op, "/rescan")
-    s.send_command(chat, op, "/stats")
     await bot.settle()
     assert [r.new_papers for r in handed] == [["2406.00001", "2406.00002"]]
-    assert "Deliveries: pending 3 · failed 1" in (s.sent_to(chat.id)[-1].plain_text or "")
+    [progress] = s.sent_to(chat.id)
+    assert progress.plain_text == "🔄 Scanning the digest folder…"
+    assert "Papers: 2 new" in s.message(chat.id, progress.message_id)["text"]
+
+
+async def test_stats_show_delivery_counts(bot: BotUnderTest) -> None:
+    async def counts() -> dict[str, int]:
+        return {"pending": 3, "failed": 1}
+
+    admin = Admin(bot.deps, delivery_counts=counts, clock=lambda: datetime.now(UTC))
+    assert "<b>Deliveries</b>: pending 3 · failed 1" in await admin.render_stats("en")
 
 
 async def test_stats_survive_a_broken_outbox(bot: BotUnderTest) -> None:

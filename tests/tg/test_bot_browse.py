@@ -17,7 +17,6 @@ from telegram.request import HTTPXRequest
 
 from bot.domain.models import Chat
 from bot.tg.cards import card_for, send_analysis, send_card, send_figures
-from bot.tg.handlers import browse
 from tests.fixtures.expected import FIXTURE_DIR, FIXTURE_DISTINCT_IDS
 from tests.tg.bot_harness import BotUnderTest, running_bot
 from tests.tg.botapi_server import ApiCall, FakeBotApi, FakeChat, FakeUser, SentMessage
@@ -64,31 +63,53 @@ async def press(bot: BotUnderTest, chat: FakeChat, user: FakeUser, message: Sent
 # --- /latest -----------------------------------------------------------------------------
 
 
-async def test_latest_sends_the_newest_digest_with_a_header(bot: BotUnderTest) -> None:
+async def test_latest_is_one_paged_list_newest_first(bot: BotUnderTest) -> None:
     user, chat = chat_with(bot.server, "Ann")
-    header, *cards = await ask(bot, chat, user, "/latest")
-    assert header.plain_text == "📰 Diffusion Models · 2024-05-20 · 3 papers"
-    assert [c.callback_data[0] for c in cards] == ["an:2405.00061", "an:2405.00062",
-                                                    "an:2405.00063"]
-    assert all(c.parse_mode == "HTML" for c in cards)
-    assert "First Run Paper A" in (cards[0].plain_text or "")
-    assert "arXiv" in [b["text"] for b in cards[0].buttons]
+    [listing] = await ask(bot, chat, user, "/latest")
+    lines = (listing.plain_text or "").splitlines()
+    assert lines[0] == "📰 Latest papers: 24 papers, newest first"
+    assert lines[2:5] == ["1. First Run Paper A · 2024-05-20 · #DiffusionModels",
+                          "2. First Run Paper B · 2024-05-20 · #DiffusionModels",
+                          "3. Only In The Second Run · 2024-05-20 · #DiffusionModels"]
+    assert lines[-1] == "Page 1 of 5"
+    assert listing.callback_data[:5] == ["pp:2405.00061", "pp:2405.00062", "pp:2405.00063",
+                                         *listing.callback_data[3:5]]
+    [card] = await press(bot, chat, user, listing, "pp:2405.00061")
+    assert "First Run Paper A" in (card.plain_text or "")
+    assert "arXiv" in [b["text"] for b in card.buttons]
+    next_page = listing.callback_data[-1]
+    assert next_page.startswith("pg:")
+    await press(bot, chat, user, listing, next_page)
+    edited = bot.server.message(chat.id, listing.message_id)
+    assert "Page 2 of 5" in edited["text"]
     assert refused(bot.server) == []
 
 
-async def test_latest_of_a_tag_uses_that_digests_summary(bot: BotUnderTest) -> None:
+async def test_latest_of_a_tag_lists_that_topic(bot: BotUnderTest) -> None:
     user, chat = chat_with(bot.server, "Ben")
-    header, *cards = await ask(bot, chat, user, "/latest nerf")
-    assert header.plain_text == "📰 NeRF · 2024-02-01 · 3 papers"
-    assert len(cards) == 3
-    teapots = cards[0].plain_text or ""
-    assert "Radiance Fields for Tiny Teapots" in teapots
-    # The NeRF digest of 2024-02-01 listed v1 with its own summary; v2 came later.
-    assert "面向微型茶壶的辐射场方法" in teapots
-    assert "2024-02-01" in teapots
+    [listing] = await ask(bot, chat, user, "/latest nerf")
+    text = listing.plain_text or ""
+    assert text.startswith("📰 Latest in NeRF: ")
+    assert "Radiance Fields for Tiny Teapots" in text
+    assert all("#NeRF" in line for line in text.splitlines()[2:] if line[:1].isdigit())
 
-    two_words, *_ = await ask(bot, chat, user, "/latest Talking Head Generation")
-    assert two_words.plain_text == "📰 Talking Head Generation · 2024-04-02 · 3 papers"
+    [two_words] = await ask(bot, chat, user, "/latest Talking Head Generation")
+    assert (two_words.plain_text or "").startswith("📰 Latest in Talking Head Generation: ")
+
+
+async def test_latest_follows_the_chats_topics(bot: BotUnderTest) -> None:
+    user, chat = chat_with(bot.server, "Bea")
+    await ask(bot, chat, user, "/subscribe NeRF, 3DGS")
+    [listing] = await ask(bot, chat, user, "/latest")
+    text = listing.plain_text or ""
+    assert text.startswith("📰 Latest in NeRF, 3DGS: ") or text.startswith(
+        "📰 Latest in 3DGS, NeRF: ")
+    shown = [line for line in text.splitlines() if line[:1].isdigit()]
+    assert shown
+    assert all("#NeRF" in line or "#3DGS" in line for line in shown)
+    await ask(bot, chat, user, "/subscribe all")
+    [everything] = await ask(bot, chat, user, "/latest")
+    assert (everything.plain_text or "").startswith("📰 Latest papers: 24 papers")
 
 
 async def test_latest_unknown_tag_suggests_like_subscribe(bot: BotUnderTest) -> None:
@@ -98,17 +119,6 @@ async def test_latest_unknown_tag_suggests_like_subscribe(bot: BotUnderTest) -> 
     assert latest.plain_text == subscribe.plain_text
     assert "Did you mean NeRF?" in (latest.plain_text or "")
     assert "Known tags: 3DGS, Diffusion Models" in (latest.plain_text or "")
-
-
-async def test_latest_caps_the_number_of_cards(bot: BotUnderTest,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(browse, "LATEST_CAP", 2)
-    user, chat = chat_with(bot.server, "Dee")
-    header, first, second, more = await ask(bot, chat, user, "/latest")
-    assert "3 papers" in (header.plain_text or "")
-    assert first.callback_data
-    assert second.callback_data
-    assert more.plain_text == "…and 1 more: /tag Diffusion Models"
 
 
 async def test_latest_on_an_empty_archive(botapi: FakeBotApi, tmp_path: Path) -> None:
@@ -212,13 +222,17 @@ async def test_search_finds_chinese_ids_and_authors(bot: BotUnderTest) -> None:
 
 async def test_hostile_queries_are_just_words(bot: BotUnderTest) -> None:
     s = bot.server
-    user, chat = chat_with(s, "Kim")
-    for query in HOSTILE_QUERIES:
-        replies = await ask(bot, chat, user, f"/search {query}")
-        assert len(replies) == 1, query
-        reply = replies[0].plain_text or ""
-        assert len(reply) < 1000, query  # the echo is cut short
-    replies = s.sent_to(chat.id)
+    chats = []  # a chat each: one private chat takes one message a second
+    for n, query in enumerate(HOSTILE_QUERIES):
+        user, chat = chat_with(s, f"Kim{n}")
+        s.send_command(chat, user, f"/search {query}")
+        chats.append(chat)
+    await bot.settle(30)
+    replies = []
+    for query, chat in zip(HOSTILE_QUERIES, chats, strict=True):
+        [reply] = s.sent_to(chat.id)
+        assert len(reply.plain_text or "") < 1000, query  # the echo is cut short
+        replies.append(reply)
     html_echo = replies[HOSTILE_QUERIES.index("<b>bold</b> & <i>co")].plain_text or ""
     assert "“<b>bold</b> & <i>co”" in html_echo  # shown as typed, not as markup
     assert refused(s) == []
@@ -328,9 +342,10 @@ async def test_chinese_user_gets_chinese_texts(bot: BotUnderTest) -> None:
     user, chat = chat_with(bot.server, "Rui", lang="zh-hans")
     [usage] = await ask(bot, chat, user, "/search")
     assert "搜索资料库" in (usage.plain_text or "")
-    header, *cards = await ask(bot, chat, user, "/latest")
-    assert header.plain_text == "📰 Diffusion Models · 2024-05-20 · 3 篇论文"
-    assert "总结：" in (cards[0].plain_text or "")
+    [latest] = await ask(bot, chat, user, "/latest")
+    assert (latest.plain_text or "").startswith("📰 最新论文：24 篇论文，按时间倒序")
+    [card] = await press(bot, chat, user, latest, latest.callback_data[0])
+    assert "总结：" in (card.plain_text or "")
     [listing] = await ask(bot, chat, user, "/tag 3DGS")
     assert "第 1/2 页" in (listing.plain_text or "")
     [unknown] = await ask(bot, chat, user, "/latest nerff")
@@ -345,14 +360,19 @@ async def test_every_fixture_paper_renders_in_every_style(bot: BotUnderTest) -> 
     """/paper for every fixture paper, full and compact, English and Chinese."""
     ids = [p.arxiv_id async for p in bot.deps.archive.export()]
     assert len(ids) == FIXTURE_DISTINCT_IDS
+    readers = []  # one chat per card: a private chat takes one message a second
     for n, (style, lang) in enumerate([("full", "en"), ("compact", "en"), ("full", "zh"),
                                        ("compact", "zh")]):
-        user, chat = chat_with(bot.server, f"Reader{n}", lang=lang)
-        await ask(bot, chat, user, "/help")
-        await bot.deps.chats.update_settings(chat.id, style=style, lang=lang)
         for arxiv_id in ids:
-            [card] = await ask(bot, chat, user, f"/paper {arxiv_id}")
-            assert card.parse_mode == "HTML"
+            user, chat = chat_with(bot.server, f"Reader{n}-{arxiv_id}", lang=lang)
+            await bot.deps.chats.ensure(chat.id, "private", lang=lang)
+            await bot.deps.chats.update_settings(chat.id, style=style, lang=lang)
+            bot.server.send_command(chat, user, f"/paper {arxiv_id}")
+            readers.append(chat)
+    await bot.settle(30)
+    for chat in readers:
+        [card] = bot.server.sent_to(chat.id)
+        assert card.parse_mode == "HTML"
     assert refused(bot.server) == []
 
 
@@ -404,9 +424,17 @@ async def test_every_shared_paper_is_accepted_by_telegram(botapi: FakeBotApi,
             await asyncio.gather(*jobs)
         assert failures == []
 
-        for (style, lang), (user, chat, _) in readers.items():
-            await bot.deps.chats.update_settings(chat.id, style=style, lang=lang)
-            for paper in papers[::25]:
-                [card] = await ask(bot, chat, user, f"/paper {paper.arxiv_id}")
-                assert card.method == "sendMessage"
+        # Each /paper from a reader of its own: one private chat takes a message a second.
+        asked = []
+        for (style, lang) in readers:
+            for n, paper in enumerate(papers[::25]):
+                user, chat = chat_with(botapi, f"{style}-{lang}-{n}", lang=lang)
+                await bot.deps.chats.ensure(chat.id, "private", lang=lang)
+                await bot.deps.chats.update_settings(chat.id, style=style, lang=lang)
+                botapi.send_command(chat, user, f"/paper {paper.arxiv_id}")
+                asked.append(chat)
+        await bot.settle(60)
+        for chat in asked:
+            [card] = botapi.sent_to(chat.id)
+            assert card.method == "sendMessage"
         assert refused(botapi) == []

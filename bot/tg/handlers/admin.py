@@ -19,7 +19,8 @@ from telegram.ext import ContextTypes
 
 from bot.domain.models import CHAT_KINDS, IngestReport
 from bot.domain.tgtext import escape, truncate
-from bot.services.scan import scan_once
+from bot.services.scan import hand_on_report, scan_once
+from bot.tg.background import in_background
 from bot.tg.chats import require_operator
 from bot.tg.deps import Deps
 from bot.tg.texts import tr
@@ -27,7 +28,6 @@ from bot.tg.texts import tr
 log = logging.getLogger(__name__)
 
 DeliveryCounts = Callable[[], Awaitable[dict[str, int]]]
-NewPapersHook = Callable[[IngestReport], Awaitable[None]]
 Clock = Callable[[], datetime]
 
 MAX_SKIPPED_SHOWN = 10
@@ -110,13 +110,12 @@ def _utc_now() -> datetime:
 
 
 class Admin:
-    """/stats and /rescan; the delivery engineer passes the two optional callables."""
+    """/stats and /rescan."""
 
     def __init__(self, deps: Deps, *, delivery_counts: DeliveryCounts | None = None,
-                 on_new_papers: NewPapersHook | None = None, clock: Clock = _utc_now) -> None:
+                 clock: Clock = _utc_now) -> None:
         self.deps = deps
         self.delivery_counts = delivery_counts
-        self.on_new_papers = on_new_papers
         self.clock = clock
 
     # -- /stats ----------------------------------------------------------------------
@@ -203,41 +202,34 @@ class Admin:
     # -- /rescan ---------------------------------------------------------------------
 
     async def rescan(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Scan the folder now and say what was found; then hand new papers on."""
+        """Say "Scanning…" at once; the scan, its report (edited into that message) and
+        the delivery of new papers run in the background."""
         lang = await require_operator(update, self.deps, "rescan")
         if lang is None:
             return
         message = update.effective_message
         assert message is not None
         progress = await message.reply_text(tr(TEXTS, lang, "scanning"))
+        in_background(context, self.run_rescan(progress, lang), "rescan", update)
+
+    async def run_rescan(self, progress: Message, lang: str) -> None:
+        """Scan, edit the report into ``progress``, then hand new papers on."""
         status = self.deps.scan_status
-        before = status.last_at
         started = time.monotonic()
-        report: IngestReport | None = None
         try:
-            report = await scan_once(self.deps.ingestor, status)
+            report = await scan_once(self.deps.ingestor, status, hand_on=False)
         except Exception as exc:  # told to the operator here, so not re-raised
             log.exception("/rescan failed")
-            scanned = status.last_error is None and status.last_at is not None \
-                and status.last_at != before
-            if not scanned or status.last_report is None:
-                await self._edit(progress, tr(TEXTS, lang, "scan_failed",
-                                              error=escape(truncate(str(exc), 500))))
-                return
-            report = status.last_report  # the scan worked, a ScanStatus hook did not
-            await self._edit(progress, self.render_report(report, lang,
-                                                          time.monotonic() - started)
-                             + "\n\n" + tr(TEXTS, lang, "hook_failed",
-                                           error=escape(truncate(str(exc), 500))))
+            await self._edit(progress, tr(TEXTS, lang, "scan_failed",
+                                          error=escape(truncate(str(exc), 500))))
             return
         await self._edit(progress, self.render_report(report, lang, time.monotonic() - started))
-        if self.on_new_papers is not None:
-            try:
-                await self.on_new_papers(report)
-            except Exception as exc:
-                log.exception("handing new papers on after /rescan failed")
-                await message.reply_text(tr(TEXTS, lang, "hook_failed",
-                                            error=truncate(str(exc), 500)))
+        try:
+            await hand_on_report(status, report)
+        except Exception as exc:
+            log.exception("handing new papers on after /rescan failed")
+            await progress.reply_text(tr(TEXTS, lang, "hook_failed",
+                                         error=truncate(str(exc), 500)))
 
     @staticmethod
     async def _edit(progress: Message, html: str) -> None:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot.domain.models import ArchivedPaper, Chat, SearchHit
+from bot.domain.models import ArchivedPaper, Chat, SearchHit, SearchQuery
 from bot.domain.query import parse_query
 from bot.domain.rendering import (
     CB_ANALYSIS,
@@ -24,6 +26,7 @@ from bot.domain.rendering import (
 )
 from bot.domain.tgtext import clean_text, escape, truncate, validate_telegram_html
 from bot.errors import UnknownTag
+from bot.tg.background import in_background
 from bot.tg.cards import card_for, send_analysis, send_card, send_figures
 from bot.tg.chats import current_chat, thread_of
 from bot.tg.deps import Deps
@@ -34,7 +37,8 @@ from bot.tg.texts import COMMON, lang_of, tr
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5  # results per page of /search and /tag
-LATEST_CAP = 20  # cards one /latest may send; the rest are pointed to with /tag
+LATEST = "latest:"  # marks a saved query as /latest's list (see latest_query_text)
+LATEST_TAGS_SHOWN = 3  # topics named in /latest's header; the rest are counted
 ECHO_LEN = 60  # a query repeated in a header is cut to this many UTF-16 units
 MAX_TAG_WORDS = 8  # /tag tries tag names of at most this many leading words
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -43,8 +47,9 @@ TEXTS = {
     "en": {
         "papers_one": "1 paper",
         "papers_many": "{n} papers",
-        "latest_header": "📰 <b>{topic}</b> · {date} · {papers}",
-        "latest_more": "…and {n} more: {commands}",
+        "latest_all": "📰 Latest papers: {papers}, newest first",
+        "latest_tags": "📰 Latest in {tags}: {papers}, newest first",
+        "more_tags": " and {n} more",
         "latest_empty_tag": "No papers under <b>{tag}</b> yet.",
         "latest_empty_since": " Its last digest, on {date}, listed none.",
         "latest_nothing_since": " The last digest, on {date}, listed none.",
@@ -81,8 +86,9 @@ TEXTS = {
     "zh": {
         "papers_one": "1 篇论文",
         "papers_many": "{n} 篇论文",
-        "latest_header": "📰 <b>{topic}</b> · {date} · {papers}",
-        "latest_more": "…还有 {n} 篇：{commands}",
+        "latest_all": "📰 最新论文：{papers}，按时间倒序",
+        "latest_tags": "📰 {tags} 的最新论文：{papers}，按时间倒序",
+        "more_tags": " 等 {n} 个主题",
         "latest_empty_tag": "<b>{tag}</b> 下暂无论文。",
         "latest_empty_since": "最近一期日报（{date}）没有论文。",
         "latest_nothing_since": "最近一期日报（{date}）没有论文。",
@@ -117,6 +123,7 @@ TEXTS = {
     },
 }
 
+EVERYTHING = SearchQuery(since=date.min)  # a date filter alone lists all, newest first
 _TAG_QUERY = re.compile(r'tag:"([^"]*)"\s*(.*)', re.DOTALL)
 
 
@@ -151,6 +158,21 @@ def tag_query_text(tag: str, words: str = "") -> str:
     return f'tag:"{tag.replace(chr(34), "")}" {words}'.strip()
 
 
+def latest_query_text(tags: Sequence[str]) -> str:
+    """The saved form of a /latest list: the marker and one tag filter per topic (a paper
+    in any of them is listed)."""
+    return (LATEST + " ".join(tag_query_text(tag) for tag in tags)).strip()
+
+
+def latest_header(tags: Sequence[str], lang: str, papers: str) -> str:
+    if not tags:
+        return tr(TEXTS, lang, "latest_all", papers=papers)
+    names = ", ".join(f"<b>{escape(t)}</b>" for t in tags[:LATEST_TAGS_SHOWN])
+    if len(tags) > LATEST_TAGS_SHOWN:
+        names += tr(TEXTS, lang, "more_tags", n=len(tags) - LATEST_TAGS_SHOWN)
+    return tr(TEXTS, lang, "latest_tags", tags=names, papers=papers)
+
+
 @dataclass(frozen=True, slots=True)
 class ResultPage:
     """One page of a saved or new search, ready to render."""
@@ -174,61 +196,40 @@ class Browse:
     # --- /latest ------------------------------------------------------------------------
 
     async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/latest [tag]: the newest digest(s), a header line each, then their cards."""
+        """/latest [tag]: the newest papers as one paged list, like /search; of the chat's
+        topics when it follows some, of one topic when named, else of every topic."""
         message = update.effective_message
         assert message is not None
         chat = await current_chat(update, self.deps)
         name = argument_text(message)
-        tag: str | None = None
+        tags: tuple[str, ...] = ()
         if name:
             try:
-                tag = await self.deps.archive.resolve_tag(name)
+                tags = (await self.deps.archive.resolve_tag(name),)
             except UnknownTag as exc:
                 await message.reply_text(await unknown_tag_text(self.deps.archive, chat.lang,
                                                                 exc))
                 return
-        digests = await self.deps.archive.papers_of_latest_digests(tag)
-        if not digests:
-            await message.reply_html(await self._nothing_latest(chat, tag))
+        elif not chat.all_topics:
+            tags = chat.tags
+        text = latest_query_text(tags)
+        result = await self._page(text, 1)
+        if result.total == 0:
+            await message.reply_html(await self._nothing_latest(chat, tags))
             return
-        thread = thread_of(update)
-        blog = self.deps.settings.blog_base_url
-        sent = 0
-        left: dict[str, int] = {}
-        for digest in digests:
-            if sent >= LATEST_CAP:
-                left[digest.topic] = left.get(digest.topic, 0) + len(digest.papers)
-                continue
-            await message.reply_html(tr(TEXTS, chat.lang, "latest_header",
-                                        topic=escape(digest.topic),
-                                        date=digest.date.isoformat(),
-                                        papers=papers_count(chat.lang, len(digest.papers))),
-                                     link_preview_options=NO_PREVIEW, do_quote=False)
-            for paper in digest.papers:
-                if sent >= LATEST_CAP:
-                    left[digest.topic] = left.get(digest.topic, 0) + 1
-                    continue
-                appearance = next((a for a in paper.appearances
-                                   if a.digest_path == digest.path), None)
-                await send_card(context.bot, chat.chat_id,
-                                card_for(paper, chat, blog, appearance), thread)
-                sent += 1
-        if left:
-            commands = ", ".join(f"/tag {escape(topic)}" for topic in left)
-            await message.reply_html(tr(TEXTS, chat.lang, "latest_more",
-                                        n=sum(left.values()), commands=commands),
-                                     link_preview_options=NO_PREVIEW, do_quote=False)
+        await self._first_page(message, chat, text, result)
 
-    async def _nothing_latest(self, chat: Chat, tag: str | None) -> str:
+    async def _nothing_latest(self, chat: Chat, tags: Sequence[str]) -> str:
         """Why /latest has nothing, and when the last (empty) digest arrived if one did."""
         infos = await self.deps.archive.tags()
-        dates = [t.last_date for t in infos if t.last_date and (tag is None or t.name == tag)]
+        dates = [t.last_date for t in infos if t.last_date and (not tags or t.name in tags)]
         last = max(dates, default=None)
-        if tag is None:
+        if not tags:
             text = tr(COMMON, chat.lang, "no_papers")
             key = "latest_nothing_since"
         else:
-            text = tr(TEXTS, chat.lang, "latest_empty_tag", tag=escape(tag))
+            text = tr(TEXTS, chat.lang, "latest_empty_tag",
+                      tag=", ".join(escape(t) for t in tags))
             key = "latest_empty_since"
         if last is not None:
             text += tr(TEXTS, chat.lang, key, date=last.isoformat())
@@ -288,9 +289,10 @@ class Browse:
                 errors.append(exc)
         return next((e for e in errors if e.suggestions), errors[-1])
 
-    async def _first_page(self, message: Message, chat: Chat, text: str) -> None:
+    async def _first_page(self, message: Message, chat: Chat, text: str,
+                          result: ResultPage | None = None) -> None:
         """Search, and save the query only when there is a second page to turn to."""
-        result = await self._page(text, 1)
+        result = result or await self._page(text, 1)
         query_id = None
         if result.pages > 1:
             query_id = await self.deps.chats.save_query(chat.chat_id, text)
@@ -298,7 +300,9 @@ class Browse:
         await message.reply_html(body, reply_markup=keyboard, link_preview_options=NO_PREVIEW)
 
     async def _page(self, text: str, page: int) -> ResultPage:
-        query = parse_query(text)
+        query = parse_query(text.removeprefix(LATEST))
+        if query.is_empty:  # /latest of everything: every paper, newest first
+            query = EVERYTHING
         page = max(1, page)
         hits, total = await self.deps.archive.search(query, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         last = max(1, math.ceil(total / PAGE_SIZE))
@@ -311,8 +315,11 @@ class Browse:
     def _render(self, result: ResultPage, lang: str, query_id: int | None
                 ) -> tuple[str, InlineKeyboardMarkup | None]:
         """Header, numbered lines, page counter; number buttons and ◀ ▶ below."""
-        tagged = _TAG_QUERY.fullmatch(result.text)
+        latest = result.text.startswith(LATEST)
+        tagged = None if latest else _TAG_QUERY.fullmatch(result.text)
         tag, words = (tagged.group(1), tagged.group(2).strip()) if tagged else ("", "")
+        if result.total == 0 and latest:
+            return tr(COMMON, lang, "no_papers"), None
         if result.total == 0:
             if not tagged:
                 return tr(TEXTS, lang, "no_results", query=echo(result.text)), None
@@ -320,7 +327,10 @@ class Browse:
                 return tr(TEXTS, lang, "tag_empty", tag=escape(tag)), None
             return tr(TEXTS, lang, "tag_no_results", tag=escape(tag), query=echo(words)), None
         papers = papers_count(lang, result.total)
-        if tagged and words:
+        if latest:
+            header = latest_header(parse_query(result.text.removeprefix(LATEST)).tags, lang,
+                                   papers)
+        elif tagged and words:
             header = tr(TEXTS, lang, "tag_query_header", tag=escape(tag), papers=papers,
                         query=echo(words))
         elif tagged:
@@ -409,10 +419,14 @@ class Browse:
             await query.answer(tr(TEXTS, chat.lang, "no_figures"), show_alert=True)
             return
         await query.answer()
+        # The analysis (several messages, a second apart in a private chat) and the album
+        # are sent in the background: the chat's next update need not wait for them.
         if action == CB_ANALYSIS:
-            await send_analysis(context.bot, chat.chat_id, found, thread)
+            in_background(context, send_analysis(context.bot, chat.chat_id, found, thread),
+                          "analysis", update)
         elif action == CB_FIGURES:
-            await send_figures(context.bot, chat.chat_id, found, thread)
+            in_background(context, send_figures(context.bot, chat.chat_id, found, thread),
+                          "figures", update)
         elif action == CB_PAPER:
             await send_card(context.bot, chat.chat_id,
                             card_for(found, chat, self.deps.settings.blog_base_url), thread)

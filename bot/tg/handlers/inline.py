@@ -11,6 +11,7 @@ import html
 import logging
 from datetime import date
 
+from cachetools import TTLCache
 from telegram import (
     InlineQueryResultArticle,
     InputTextMessageContent,
@@ -32,10 +33,13 @@ log = logging.getLogger(__name__)
 
 INLINE_PAGE = 20  # results per answer; Telegram allows 50
 CACHE_SECONDS = 30  # short: new digests should show up soon
+CACHE_ENTRIES = 1024  # pages kept (query, offset, language, card style)
 MAX_OFFSET = 100_000  # beyond any real archive; keeps a forged offset harmless
 TITLE_LEN = 100
 DESCRIPTION_LEN = 200
 RESULT_ID_BYTES = 64
+
+_Page = tuple[tuple[InlineQueryResultArticle, ...], str]  # results, next_offset
 
 # An empty query lists everything newest first: a date filter alone does exactly that.
 EVERYTHING = SearchQuery(since=date.min)
@@ -63,6 +67,10 @@ class Inline:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        # Typing "@bot gaussian" sends a query per keystroke, often the same ones from
+        # many people: a page is searched and rendered once per CACHE_SECONDS.
+        self._cache: TTLCache[tuple[str, int, str, str], _Page] = TTLCache(
+            CACHE_ENTRIES, CACHE_SECONDS)
 
     async def viewer(self, user: User) -> Chat:
         """The user's own chat settings if they have talked to the bot, else defaults in
@@ -100,9 +108,18 @@ class Inline:
         assert inline is not None
         text = inline.query.strip()
         offset = parse_offset(inline.offset)
+        chat = await self.viewer(inline.from_user)
+        key = (text, offset, chat.lang, chat.style)
+        page = self._cache.get(key)
+        if page is None:
+            page = self._cache[key] = await self._page(text, offset, chat)
+        results, next_offset = page
+        await inline.answer(results, cache_time=CACHE_SECONDS, is_personal=True,
+                            next_offset=next_offset)
+
+    async def _page(self, text: str, offset: int, chat: Chat) -> _Page:
         query = parse_query(text) if text else EVERYTHING
         hits, total = await self.deps.archive.search(query, INLINE_PAGE, offset)
-        chat = await self.viewer(inline.from_user)
         seen: set[str] = set()
         results: list[InlineQueryResultArticle] = []
         for hit in hits:
@@ -111,5 +128,4 @@ class Inline:
                 seen.add(article.id)
                 results.append(article)
         after = offset + len(hits)
-        await inline.answer(results, cache_time=CACHE_SECONDS, is_personal=True,
-                            next_offset=str(after) if hits and after < total else "")
+        return tuple(results), (str(after) if hits and after < total else "")

@@ -1,7 +1,8 @@
 """`/repost TARGET [WHERE]`: an operator sends papers again, even where they were delivered.
 
-Above REPOST_CONFIRM chats the bot asks first (a button); then one progress message is
-kept up to date while the outbox drains, and ends with a summary.
+Above REPOST_CONFIRM chats the bot asks first (a button); then the handler answers with
+one progress message and the sending runs in the background, editing that message as
+the outbox drains and ending with a summary.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.domain.models import ArchivedPaper
 from bot.domain.repost import BadRepost, RepostRequest, parse_repost
 from bot.errors import UnknownTag
 from bot.storage.records import DigestPapers
+from bot.tg.background import in_background
 from bot.tg.chats import require_operator
 from bot.tg.deps import Deps
 from bot.tg.keyboards import button
@@ -158,7 +160,8 @@ class Repost:
             audience = len(chat_ids)
         progress = await message.reply_text(
             tr(TEXTS, lang, "queued", papers=self._papers_text(lang, count), chats=audience))
-        await self._send(progress, lang, papers, count, chat_ids)
+        in_background(context, self._send(progress, lang, papers, count, chat_ids), "repost",
+                      update)
 
     async def confirm(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The operator's answer to "Repost N papers to M chats?"."""
@@ -182,7 +185,8 @@ class Repost:
         await query.edit_message_text(
             tr(TEXTS, lang, "queued", papers=self._papers_text(lang, pending.count),
                chats=pending.chats))
-        await self._send(query.message, lang, pending.papers, pending.count, None)
+        in_background(context, self._send(query.message, lang, pending.papers, pending.count,
+                                          None), "repost", update)
 
     async def _papers(self, request: RepostRequest) -> Papers:
         archive = self.deps.archive
