@@ -1,8 +1,9 @@
 """`python -m bench.botproc run`: `paperfeed run` with its rate limiter set by the benchmark.
 
 The product's limiter is `bot.tg.ratelimit.rate_limiter()`: the overall limit kept by a
-Pacer, SEND_LIMIT (30) messages in any SEND_WINDOW (1 s), and each chat's own limit. For Telegram's paid broadcasts (up to 1000 messages a second) the benchmark
-builds the very same limiter with only those knobs changed, BENCH_SEND_LIMIT and
+Pacer, SEND_LIMIT (30) messages in any SEND_WINDOW (1 s), and each chat's own limit.
+For Telegram's paid broadcasts (up to 1000 messages a second) the benchmark builds the
+very same limiter with only those knobs changed, BENCH_SEND_LIMIT and
 BENCH_SEND_WINDOW, by setting the module constants before the bot is assembled; the
 product's defaults are untouched. Without them this is exactly `python -m bot`.
 BENCH_PROFILE=<file> also writes a cProfile of the run there (where the bot's time goes).
