@@ -220,6 +220,7 @@ class ChatPacer:
         self._clock = clock
         self._sleep = sleep
         self._lanes: dict[int | str, _Lane] = {}
+        self._prune_at = self.PRUNE_ABOVE
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
@@ -227,7 +228,7 @@ class ChatPacer:
     def lane(self, chat_id: int | str) -> _Lane:
         lane = self._lanes.get(chat_id)
         if lane is None:
-            if len(self._lanes) >= self.PRUNE_ABOVE:
+            if len(self._lanes) >= self._prune_at:
                 self._prune()
             # A private chat's id is its user's, positive; groups and channels are
             # negative, or an @username (channels and supergroups only).
@@ -237,11 +238,13 @@ class ChatPacer:
         return lane
 
     def _prune(self) -> None:
-        """Forget chats whose limits no longer hold anything back."""
+        """Forget chats whose limits no longer hold anything back. The next prune waits
+        until the table has doubled, so a broadcast to many chats prunes in O(1) a send."""
         now = self._now()
         for chat_id, lane in list(self._lanes.items()):
             if not lane.lock.locked() and lane.free_at() <= now:
                 del self._lanes[chat_id]
+        self._prune_at = max(self.PRUNE_ABOVE, 2 * len(self._lanes))
 
     async def wait_turn(self, lane: _Lane) -> None:
         """Call with ``lane.lock`` held: return when the chat may take its next message."""

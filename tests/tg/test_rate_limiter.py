@@ -302,3 +302,13 @@ async def test_a_long_429_is_not_waited_out_for_a_reply() -> None:
 
     with pytest.raises(RetryAfter):
         await limiter.process_request(request, (), {}, "sendMessage", {"chat_id": 3}, None)
+
+
+async def test_chats_whose_limits_have_passed_are_forgotten() -> None:
+    time = VirtualTime()
+    chats = ChatPacer(clock=time.clock, sleep=time.sleep)
+    for chat_id in range(1, ChatPacer.PRUNE_ABOVE + 1):
+        chats.answered(chats.lane(chat_id))
+    time.now += 2.0  # every private chat's second has passed
+    chats.lane(-1)
+    assert len(chats._lanes) == 1
