@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.redaction import RedactingFilter, Redactor
-from bot.services.ingest import Ingestor
+from bot.services.ingest import DeleteGuard, Ingestor
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.repository import ArchiveRepo
 
@@ -33,7 +33,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await migrate(engine)
         archive = ArchiveRepo(make_sessionmaker(engine))
-        ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url)
+        ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url,
+                        guard=DeleteGuard(settings.delete_guard_share,
+                                          settings.delete_guard_min))
         yield Services(settings, engine, archive, ingestor)
     finally:
         await engine.dispose()

@@ -96,6 +96,10 @@ def _print_report(report: IngestReport, verbose: bool) -> None:
         out.print(f"[yellow]warning[/yellow] {warning}")
     if len(shown) < len(report.warnings):
         out.print(f"… and {len(report.warnings) - len(shown)} more warnings (use --verbose)")
+    if report.deletions_held:
+        out.print(f"[red]kept[/red] the papers of {report.deletions_held} digest files that "
+                  "are gone from the folder: too many at once to be a deliberate deletion. "
+                  "If they were deleted on purpose, run paperfeed ingest --prune")
 
 
 @app.command()
@@ -112,6 +116,12 @@ def ingest(
         bool,
         typer.Option("--archive-only",
                      help="Store without sending: the bot will not push these papers."),
+    ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune",
+                     help="Remove the papers of every file gone from the folder, even when "
+                          "that is most of them (the scans hold such a removal back)."),
     ] = False,
 ) -> None:
     """Scan the digest folder and store new or changed digests.
@@ -136,7 +146,8 @@ def ingest(
         ) as bar:
             task = bar.add_task("reading digests", total=None)
             report = await ingestor.scan(lambda done, total: bar.update(task, completed=done,
-                                                                        total=total))
+                                                                        total=total),
+                                         prune=prune)
         if archive_only:  # only this ingest's listings: others may wait for the bot
             stored = set(report.new_appearances)
             await services.archive.mark_announced(

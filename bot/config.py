@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: str | None = Field(default=None, repr=False, validate_default=True)
     health_port: int | None = Field(default=None, ge=1, le=65535)
+    delete_guard_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    delete_guard_min: int = Field(default=5, ge=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -25,7 +25,15 @@ from telegram.request import HTTPXRequest
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
-from bot.storage.engine import alembic_config, current_revision, head_revision, make_engine
+from bot.services.ingest import DeleteGuard
+from bot.storage.engine import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    make_engine,
+    make_sessionmaker,
+)
+from bot.storage.repository import ArchiveRepo
 
 DB_TIMEOUT: Final = 10.0
 """Seconds to reach the database: a firewalled PostgreSQL would otherwise hang."""
@@ -66,10 +74,13 @@ async def doctor(settings: Settings | None = None) -> list[Check]:
         except ConfigError as exc:
             return [Check("configuration", False, str(exc),
                           "fix that variable in .env or the environment (see .env.example)")]
+    database = await check_database(settings)
     return [
         check_configuration(settings),
-        await check_database(settings),
+        database,
         check_digest_dir(settings.digest_dir),
+        await check_vanished_files(settings) if database.ok
+        else Check(VANISHED, None, "skipped: no archive to compare with"),
         await check_token(settings),
     ]
 
@@ -205,6 +216,37 @@ def check_digest_dir(folder: Path) -> Check:
     if not files:
         detail += " (empty so far: the bot serves digests as they arrive)"
     return Check("digest folder", True, detail)
+
+
+VANISHED: Final = "archive vs folder"
+
+
+async def check_vanished_files(settings: Settings) -> Check:
+    """Whether the folder still holds the files the archive was built from: a scan keeps
+    the papers of files that vanish all at once (DeleteGuard), and says so here."""
+    name = VANISHED
+    engine = make_engine(settings.database_url)
+    try:
+        async with asyncio.timeout(DB_TIMEOUT):
+            if await current_revision(engine) is None:
+                return Check(name, True, "nothing archived yet")
+            known = await ArchiveRepo(make_sessionmaker(engine)).file_states()
+    except Exception as exc:
+        return Check(name, True, f"not checked: the database is unavailable "
+                                 f"({_first_line(exc)})")
+    finally:
+        await engine.dispose()
+    folder = settings.digest_dir
+    gone = [path for path in known if not (folder / path).is_file()]
+    guard = DeleteGuard(settings.delete_guard_share, settings.delete_guard_min)
+    if gone and guard.holds(len(gone), len(known)):
+        return Check(name, False,
+                     f"{len(gone)} of the {len(known)} digest files in the archive are gone "
+                     f"from {folder.absolute()}; scans keep their papers",
+                     "mount or restore the folder; if they were deleted on purpose, run "
+                     "`paperfeed ingest --prune`")
+    return Check(name, True, f"{len(known) - len(gone)} of {len(known)} archived files "
+                             "present")
 
 
 async def check_token(settings: Settings) -> Check:

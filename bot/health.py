@@ -72,8 +72,8 @@ async def health(
     """The HTTP status and JSON body of `/healthz`.
 
     ok: database reachable, schema at head, last scan (if any) succeeded → 200.
-    degraded: reachable, but the schema is not at head, the outbox cannot be counted or
-    the last scan failed → 200.
+    degraded: reachable, but the schema is not at head, the outbox cannot be counted, the
+    last scan failed, or it held back the removal of many vanished files → 200.
     error: the database is unreachable (or slower than `db_timeout`) → 503.
     """
     head = _head()
@@ -92,9 +92,12 @@ async def health(
                 counts = await outbox.counts()
         except Exception as exc:
             log.warning("health check: cannot count the outbox: %s", _first_line(exc))
+    report = scan_status.last_report
+    held = report.deletions_held if report is not None else 0
     if not reachable:
         status = "error"
-    elif current != head or counts is None or scan_status.last_error is not None:
+    elif (current != head or counts is None or scan_status.last_error is not None
+          or held):
         status = "degraded"
     else:
         status = "ok"
@@ -104,6 +107,7 @@ async def health(
         "migrations": {"current": current, "head": head},
         "last_scan": scan_status.last_at.isoformat() if scan_status.last_at else None,
         "last_scan_error": scan_status.last_error,
+        "deletions_held": held,
         "outbox": ({"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)}
                    if counts is not None else None),
     }

@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.domain.models import IngestReport
 from bot.scheduling import register_jobs
 from bot.services.delivery import Delivery
-from bot.services.ingest import Ingestor
+from bot.services.ingest import DeleteGuard, Ingestor
 from bot.services.leader import LEASE_ACTIVE, ActiveInstance, reclaim_dead_lease
 from bot.services.ports import SystemClock
 from bot.services.scan import ScanStatus
@@ -72,7 +72,9 @@ def assemble(settings: Settings, *, elected: bool = False,
     archive = ArchiveRepo(sessions)
     chats = ChatRepo(sessions)
     outbox = OutboxRepo(sessions)
-    ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url)
+    ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url,
+                        guard=DeleteGuard(settings.delete_guard_share,
+                                          settings.delete_guard_min))
     polling = PollingRequest(connection_pool_size=1)
     bot = make_bot(settings, polling)
     owner = sender_owner()

@@ -6,6 +6,7 @@ the test's event loop); the failures that need no server go through the real com
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.config import Settings
 from bot.doctor import Check, check_digest_dir, doctor, failed
-from bot.storage.engine import head_revision, make_engine, migrate
+from bot.services.ingest import Ingestor
+from bot.storage.engine import head_revision, make_engine, make_sessionmaker, migrate
+from bot.storage.repository import ArchiveRepo
 from tests.fixtures.expected import FIXTURE_DIR
 from tests.tg.botapi_server import FakeBotApi
 from tests.tg.test_webhook import free_port
@@ -62,7 +65,7 @@ async def test_all_good(server: FakeBotApi, tmp_path: Path) -> None:
         digest_dir=FIXTURE_DIR, database_url=await migrated_db(tmp_path),
     ))
     assert [c.name for c in checks] == ["configuration", "database", "digest folder",
-                                        "bot token"]
+                                        "archive vs folder", "bot token"]
     assert all(c.ok for c in checks), [c.line() for c in checks]
     assert not failed(checks)
     lines = [c.line() for c in checks]
@@ -70,7 +73,8 @@ async def test_all_good(server: FakeBotApi, tmp_path: Path) -> None:
     assert lines[1].endswith(f"schema at the newest migration ({head_revision()})")
     assert lines[2] == (f"✓ digest folder: {FIXTURE_DIR}: {FIXTURE_FILES} digest files in "
                         f"{FIXTURE_DAYS} date folders")
-    assert lines[3].startswith("✓ bot token: valid: @paperfeed_test_bot (id 123)")
+    assert lines[3] == "✓ archive vs folder: 0 of 0 archived files present"
+    assert lines[4].startswith("✓ bot token: valid: @paperfeed_test_bot (id 123)")
     assert server.calls("getMe")
     assert not any(server.token in line for line in lines)
 
@@ -229,7 +233,7 @@ def test_command_without_token_still_passes(env: pytest.MonkeyPatch, tmp_path: P
     env.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'data' / 'pf.db'}")
     assert runner.invoke(app, ["ingest"]).exit_code == 0  # creates and migrates it
     lines = doctor_output(0)
-    assert [line[0] for line in lines] == ["✓", "✓", "✓", "–"]
+    assert [line[0] for line in lines] == ["✓", "✓", "✓", "✓", "–"]
 
 
 def test_command_unopenable_sqlite_file(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -240,3 +244,26 @@ def test_command_unopenable_sqlite_file(env: pytest.MonkeyPatch, tmp_path: Path)
     [database] = [line for line in result.output.splitlines() if "database" in line]
     assert database.startswith("✗ database: cannot open sqlite+aiosqlite:///")
     assert "may read and write that file" in database
+
+
+def empty(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.mkdir()
+
+
+async def test_a_vanished_folder_is_named_with_the_way_out(tmp_path: Path) -> None:
+    folder = tmp_path / "digests"
+    shutil.copytree(FIXTURE_DIR, folder)
+    url = await migrated_db(tmp_path)
+    engine = make_engine(url)
+    try:
+        await Ingestor(ArchiveRepo(make_sessionmaker(engine)), folder, settle_seconds=0).scan()
+    finally:
+        await engine.dispose()
+    values = {"digest_dir": folder, "database_url": url}
+    assert by_name(await doctor(settings(**values)))["archive vs folder"].ok
+    empty(folder)
+    check = by_name(await doctor(settings(**values)))["archive vs folder"]
+    assert check.ok is False
+    assert "digest files in the archive are gone from" in check.detail
+    assert "paperfeed ingest --prune" in (check.fix or "")

@@ -149,6 +149,7 @@ class IngestReport:
     warnings: list[ParseWarning] = field(default_factory=list)
     new_papers: list[str] = field(default_factory=list)  # arXiv ids new to the archive
     new_appearances: list[tuple[str, str]] = field(default_factory=list)  # (arxiv_id, path)
+    deletions_held: int = 0  # files gone from the folder but kept: too many at once
 
 
 CHAT_KINDS = ("private", "group", "supergroup", "channel")

@@ -484,12 +484,19 @@ class Delivery:
         Called after each scan, so also at start: what an ingest stored is queued here
         even when the process died between that ingest and its queueing, or when the
         ingest was `paperfeed ingest` on the command line. Queueing is idempotent, so
-        rows written before such a crash are not written twice.
+        rows written before such a crash are not written twice. A listing (paper, topic,
+        day) announced before, under whatever file, is not announced again: a folder
+        that vanished and came back sends nobody anything.
         """
         pending = await self._archive.unannounced()
         if not pending:
             return 0
-        written = await self.enqueue_new((a.arxiv_id, a.digest_path) for a in pending)
+        repeats = await self._archive.announced_before(pending)
+        if repeats:
+            log.info("%d listings were announced before (a digest file restored, renamed or "
+                     "synced again): not sent again", len(repeats))
+        written = await self.enqueue_new((a.arxiv_id, a.digest_path) for a in pending
+                                         if a.id not in repeats)
         await self._archive.mark_announced([a.id for a in pending])
         return written
 

@@ -154,6 +154,25 @@ def _warn_parser_died(exc: BrokenExecutor) -> None:
                 "reading the files in this process", exc)
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteGuard:
+    """When a scan may remove the papers of files that are gone from the folder.
+
+    A folder that is suddenly empty, or that lost more than ``share`` of the files the
+    archive knows (and more than ``minimum`` of them), is far more likely an unmounted
+    volume or a sync tool at work than a decision; so nothing is removed, and the next
+    scan looks again. A few files deleted the ordinary way go as before.
+    """
+
+    share: float = 0.5
+    minimum: int = 5
+
+    def holds(self, gone: int, known: int) -> bool:
+        if gone == known:  # the folder holds none of them: empty, or not the same folder
+            return True
+        return gone > self.minimum and gone > self.share * known
+
+
 class Ingestor:
     """Brings the archive in line with the digest folder.
 
@@ -173,6 +192,7 @@ class Ingestor:
         batch_bytes: int = BATCH_BYTES,
         process_above: int = PROCESS_ABOVE,
         parser_executor: ExecutorFactory = spawn_parser_process,
+        guard: DeleteGuard | None = None,
     ) -> None:
         self.repo = repo
         self.digest_dir = digest_dir
@@ -183,14 +203,17 @@ class Ingestor:
         self.batch_bytes = batch_bytes
         self.process_above = process_above
         self.parser_executor = parser_executor
+        self.guard = guard or DeleteGuard()
         self._lock = asyncio.Lock()
 
-    async def scan(self, progress: Progress | None = None) -> IngestReport:
-        """One pass over the folder; scans never overlap."""
+    async def scan(self, progress: Progress | None = None, *, prune: bool = False
+                   ) -> IngestReport:
+        """One pass over the folder; scans never overlap. ``prune``: remove files gone
+        from the folder even when the delete guard would hold them back."""
         async with self._lock:
-            return await self._scan(progress)
+            return await self._scan(progress, prune)
 
-    async def _scan(self, progress: Progress | None) -> IngestReport:
+    async def _scan(self, progress: Progress | None, prune: bool) -> IngestReport:
         report = IngestReport()
         root = self.digest_dir
         if not root.is_dir():
@@ -235,7 +258,16 @@ class Ingestor:
         finally:
             await writer.drain()
         seen = {found.path for found in files}
-        for path in sorted(set(known) - seen):
+        gone = sorted(set(known) - seen)
+        if gone and not prune and self.guard.holds(len(gone), len(known)):
+            report.deletions_held = len(gone)
+            log.warning(
+                "%d of the %d digest files the archive knows are gone from %s; removing "
+                "none of their papers (an unmounted or half-synced folder would otherwise "
+                "empty the archive). If they were deleted on purpose: paperfeed ingest "
+                "--prune", len(gone), len(known), root)
+            return report
+        for path in gone:
             await self.repo.delete_file(path)
             report.files_deleted += 1
         return report

@@ -19,6 +19,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -207,3 +208,11 @@ def head_revision() -> str:
         raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
     return head
 
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """INSERT with ON CONFLICT support (``on_conflict_do_nothing``), in the session's
+    dialect: SQLite and PostgreSQL both have it, SQLAlchemy's core insert does not."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -41,11 +41,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from bot.storage.engine import WRITE
+from bot.storage.engine import WRITE, dialect_insert
 from bot.storage.loading import chunked
 from bot.storage.tables import OUTBOX_STATES, LeaseRow, OutboxRow
 
@@ -141,12 +140,6 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    """INSERT with ON CONFLICT support, in the session's dialect."""
-    return (postgresql.insert(table) if _dialect(session) == "postgresql"
-            else sqlite.insert(table))
-
-
 def _rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
@@ -227,7 +220,7 @@ class OutboxRepo:
                 })
             if values:
                 # The lock makes the check above exact; the index stays the last word.
-                stmt = _insert(session, _outbox).on_conflict_do_nothing(
+                stmt = dialect_insert(session, _outbox).on_conflict_do_nothing(
                     index_elements=["chat_id", "arxiv_id"], index_where=_NEW_ONLY)
                 await session.execute(stmt, values)
             return len(values)
@@ -387,7 +380,7 @@ class OutboxRepo:
             if _rowcount(result) == 1:
                 return True
             result = await session.execute(
-                _insert(session, _leases).values(name=name, owner=owner, expires_at=expires)
+                dialect_insert(session, _leases).values(name=name, owner=owner, expires_at=expires)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
             return _rowcount(result) == 1

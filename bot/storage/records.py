@@ -6,6 +6,7 @@ bot.storage rather than bot.domain; they are still frozen dataclasses, never row
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from datetime import date
 
@@ -49,6 +50,13 @@ class Announcement:
     id: int  # the appearance's row id, handed back to `mark_announced`
     arxiv_id: str
     digest_path: str
+    topic: str = ""
+    date: dt.date | None = None
+
+    @property
+    def listing(self) -> tuple[str, str, dt.date | None]:
+        """What makes two appearances the same news: the paper, its topic, its day."""
+        return (self.arxiv_id, self.topic, self.date)
 
 
 @dataclass(frozen=True, slots=True)

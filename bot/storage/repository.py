@@ -10,6 +10,7 @@ costs a fixed number of statements (executemany), not one round trip per paper.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
@@ -18,14 +19,24 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import bindparam, delete, distinct, exists, func, insert, select, update
+from sqlalchemy import (
+    bindparam,
+    delete,
+    distinct,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.models import ArchivedPaper, Digest, Paper, SearchHit, SearchQuery, TagInfo
 from bot.domain.query import normalize_arxiv_id
 from bot.errors import UnknownTag
 from bot.storage import search as fulltext
-from bot.storage.engine import WRITE, bulk_write
+from bot.storage.engine import WRITE, bulk_write, dialect_insert
 from bot.storage.loading import chunked, load_archived, load_archived_by_id
 from bot.storage.records import (
     Announcement,
@@ -52,6 +63,7 @@ EXPORT_BATCH: Final = 500
 _papers = Base.metadata.tables["papers"]
 _apps = Base.metadata.tables["appearances"]
 _files = Base.metadata.tables["digest_files"]
+_listings = Base.metadata.tables["announced_listings"]
 
 
 def tag_key(name: str) -> str:
@@ -422,21 +434,45 @@ class ArchiveRepo:
         """
         async with self._read() as session:
             stmt = (
-                select(_apps.c.id, _papers.c.arxiv_id, _apps.c.digest_path)
+                select(_apps.c.id, _papers.c.arxiv_id, _apps.c.digest_path, _apps.c.topic,
+                       _apps.c.date)
                 .join(_papers, _papers.c.id == _apps.c.paper_id)
                 .where(~_apps.c.announced)
                 .order_by(_apps.c.id)
             )
-            return [Announcement(r.id, r.arxiv_id, r.digest_path)
+            return [Announcement(r.id, r.arxiv_id, r.digest_path, r.topic, r.date)
                     for r in await session.execute(stmt)]
 
+    async def announced_before(self, pending: Sequence[Announcement]) -> set[int]:
+        """Of these appearances, those whose listing (paper, topic, day) was announced
+        already, under any file: a restored, renamed or re-synced digest."""
+        wanted = sorted({a.listing for a in pending if a.date is not None})
+        known: set[tuple[str, str, dt.date | None]] = set()
+        async with self._read() as session:
+            for part in chunked(wanted):
+                rows = await session.execute(
+                    select(_listings.c.arxiv_id, _listings.c.topic, _listings.c.date).where(
+                        tuple_(_listings.c.arxiv_id, _listings.c.topic,
+                               _listings.c.date).in_(part)))
+                known.update((r.arxiv_id, r.topic, r.date) for r in rows)
+        return {a.id for a in pending if a.listing in known}
+
     async def mark_announced(self, ids: Sequence[int]) -> None:
-        """Delivery has queued these appearances (or decided not to send them)."""
+        """Delivery has queued these appearances (or decided not to send them); their
+        listings are remembered for good (see announced_before)."""
         async with self._write() as session:
             for part in chunked(sorted(set(ids))):
                 await session.execute(
                     update(_apps).where(_apps.c.id.in_(part)).values(announced=True)
                 )
+                listed = (select(_papers.c.arxiv_id, _apps.c.topic, _apps.c.date)
+                          .join(_papers, _papers.c.id == _apps.c.paper_id)
+                          .where(_apps.c.id.in_(part)).distinct())
+                rows = [{"arxiv_id": r.arxiv_id, "topic": r.topic, "date": r.date}
+                        for r in await session.execute(listed)]
+                if rows:
+                    await session.execute(
+                        dialect_insert(session, _listings).on_conflict_do_nothing(), rows)
 
     # papers ---------------------------------------------------------------------------
 

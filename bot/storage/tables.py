@@ -310,3 +310,19 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ListingRow(Base):
+    """A listing (arXiv id in a topic on a date) that delivery has announced, kept for
+    good: appearances come and go with their files, this does not.
+
+    A file that vanishes and comes back, or is renamed, lists the same papers again;
+    their appearances are new rows, but their listings are here, so nobody is sent
+    them again (migration 0006).
+    """
+
+    __tablename__ = "announced_listings"
+
+    arxiv_id: Mapped[str] = mapped_column(String, primary_key=True)
+    topic: Mapped[str] = mapped_column(String, primary_key=True)
+    date: Mapped[dt.date] = mapped_column(primary_key=True)

@@ -210,6 +210,69 @@ async def test_papers_stored_before_anyone_subscribed_are_not_sent_to_newcomers(
     assert world.sender.to(1) == []
 
 
+def swap(folder: Path, away: Path) -> None:
+    """Move the folder's contents away, leaving it empty (or back again)."""
+    away.mkdir(exist_ok=True)
+    for child in list(folder.iterdir()):
+        shutil.move(child, away / child.name)
+
+
+def copy_one_under_another_name(folder: Path) -> None:
+    day = sorted(p for p in folder.iterdir() if p.is_dir())[0]
+    digest = sorted(day.glob("*.md"))[0]
+    shutil.copy(digest, day / f"renamed {digest.name}")
+
+
+async def test_a_folder_that_vanishes_and_comes_back_sends_nobody_anything(
+    world: World, tmp_path: Path,
+) -> None:
+    """The fixture folder, announced; a chat subscribes later; the folder is pruned away
+    (the explicit step past the delete guard) and then restored, and another copy of a
+    digest appears under a new name: every listing was announced before, so no one gets
+    anything, not even the chat that never received the old papers."""
+    await world.chat(1, everything=True)
+    folder = tmp_path / "digests"
+    shutil.copytree(FIXTURE_DIR, folder)
+    ingestor = Ingestor(world.archive, folder, settle_seconds=0)
+    delivery = world.delivery()
+    await ingestor.scan()
+    await delivery.announce_pending()
+    await delivery.drain()
+    before = len(world.sender.log)
+    assert before > 0
+    await world.chat(2, everything=True)  # subscribes after the papers arrived
+    away = tmp_path / "away"
+    swap(folder, away)
+    pruned = await ingestor.scan(prune=True)
+    assert pruned.files_deleted > 0
+    swap(away, folder)
+    restored = await ingestor.scan()
+    assert restored.new_appearances
+    copy_one_under_another_name(folder)
+    await ingestor.scan()
+    assert await delivery.announce_pending() == 0
+    await delivery.drain()
+    assert len(world.sender.log) == before
+    assert world.sender.to(2) == []
+
+
+async def test_a_paper_listed_again_under_another_topic_goes_to_that_topics_chats(
+    world: World,
+) -> None:
+    """A listing is (paper, topic, day): the same paper in another topic's digest is news
+    to that topic's followers, and still once per chat."""
+    await world.chat(1, "NeRF")
+    await world.chat(2, "3DGS")
+    delivery = world.delivery()
+    await world.publish("NeRF", DAY1, paper(1))
+    await delivery.announce_pending()
+    await world.publish("3DGS", DAY1, paper(1))
+    await delivery.announce_pending()
+    await delivery.drain()
+    assert kinds(world.sender.to(1)) == ["H:NeRF 1", "Paper number 1"]
+    assert kinds(world.sender.to(2)) == ["H:3DGS 1", "Paper number 1"]
+
+
 # --------------------------------------------------------------------------- when
 
 

@@ -184,6 +184,55 @@ async def test_deleted_file_leaves_the_archive(
     assert again.files_deleted == 0
 
 
+def swap(folder: Path, away: Path) -> None:
+    """Move the folder's contents away, leaving it empty (or back again)."""
+    away.mkdir(exist_ok=True)
+    for child in list(folder.iterdir()):
+        shutil.move(child, away / child.name)
+
+
+def remove_all_but_one(folder: Path) -> None:
+    for file in sorted(folder.rglob("*.md"))[1:]:
+        file.unlink()
+
+
+async def test_an_emptied_folder_removes_nothing_and_says_so(
+    ingestor: Ingestor, folder: Path, archive: ArchiveRepo, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unmounted volume or a sync tool rewriting the folder: every file gone at once.
+    Nothing leaves the archive, one WARNING names the counts, and when the same files
+    come back (with their old times) nothing is new."""
+    first = await ingestor.scan()
+    papers = len([p async for p in archive.export()])
+    away = tmp_path / "away"
+    swap(folder, away)
+    with caplog.at_level(logging.WARNING, logger="bot.services.ingest"):
+        empty = await ingestor.scan()
+    assert empty.files_deleted == 0
+    assert empty.deletions_held == first.files_seen
+    assert len([p async for p in archive.export()]) == papers
+    [warning] = [r for r in caplog.records if "removing none" in r.getMessage()]
+    assert f"{first.files_seen} of the {first.files_seen}" in warning.getMessage()
+    swap(away, folder)
+    back = await ingestor.scan()
+    assert (back.deletions_held, back.files_deleted, back.papers_new) == (0, 0, 0)
+    assert back.new_appearances == []
+
+
+async def test_most_files_gone_are_held_but_prune_removes_them(
+    ingestor: Ingestor, folder: Path, archive: ArchiveRepo
+) -> None:
+    first = await ingestor.scan()
+    remove_all_but_one(folder)  # more than half, and more than a handful
+    held = await ingestor.scan()
+    assert held.deletions_held == first.files_seen - 1
+    assert held.files_deleted == 0
+    pruned = await ingestor.scan(prune=True)
+    assert pruned.files_deleted == first.files_seen - 1
+    assert pruned.deletions_held == 0
+
+
 async def test_bad_file_never_stops_the_folder(ingestor: Ingestor, folder: Path) -> None:
     bad = folder / "2024-02-01" / "Broken.md"
     bad.write_bytes(b"\xff\xfe\x00garbage\x80\x81 not a digest at all")

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.bootstrap import setup_logging
 from bot.config import Settings
+from bot.domain.models import IngestReport
 from bot.health import HttpServer, health, probe, probe_url, web_app
 from bot.services.scan import ScanStatus
 from bot.storage.engine import head_revision, make_engine, make_sessionmaker, migrate
@@ -59,8 +60,19 @@ async def test_a_migrated_database_is_ok(engine: AsyncEngine) -> None:
         "migrations": {"current": head_revision(), "head": head_revision()},
         "last_scan": "2024-05-06T07:08:09+00:00",
         "last_scan_error": None,
+        "deletions_held": 0,
         "outbox": {"pending": 0, "failed": 0},
     }
+
+
+async def test_files_held_back_from_deletion_are_degraded(engine: AsyncEngine) -> None:
+    await migrate(engine)
+    held = ScanStatus(last_at=datetime(2024, 5, 6, tzinfo=UTC),
+                      last_report=IngestReport(files_seen=0, deletions_held=40))
+    code, body = await check(engine, held)
+    assert code == 200
+    assert body["status"] == "degraded"
+    assert body["deletions_held"] == 40
 
 
 async def test_a_failed_scan_is_degraded_not_down(engine: AsyncEngine) -> None:

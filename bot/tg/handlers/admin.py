@@ -48,6 +48,8 @@ TEXTS = {
         "scan_result": "{read} files read · {new} papers new · {updated} updated · "
                        "{skipped} skipped · {warnings} warnings",
         "scan_error": "⚠️ the last attempt failed: {error}",
+        "held": "⚠️ {count} digest files are gone from the folder; their papers are kept "
+                "(too many at once to be deliberate). paperfeed ingest --prune removes them.",
         "deliveries": "<b>Deliveries</b>: {counts}",
         "unavailable": "—",
         "pending": "pending",
@@ -81,6 +83,8 @@ TEXTS = {
         "scan_result": "读取 {read} 个文件 · 新论文 {new} · 更新 {updated} · "
                        "跳过 {skipped} · 警告 {warnings}",
         "scan_error": "⚠️ 最近一次扫描失败：{error}",
+        "held": "⚠️ 日报目录中有 {count} 个文件不见了；其论文已保留"
+                "（一次消失太多，不像是有意删除）。如确为删除，请运行 paperfeed ingest --prune。",
         "deliveries": "<b>推送</b>：{counts}",
         "unavailable": "—",
         "pending": "待发送",
@@ -164,6 +168,8 @@ class Admin:
             lines.append(tr(TEXTS, lang, "scan_result", read=report.files_read,
                             new=report.papers_new, updated=report.papers_updated,
                             skipped=len(report.skipped), warnings=len(report.warnings)))
+        if status.last_report is not None and status.last_report.deletions_held:
+            lines.append(tr(TEXTS, lang, "held", count=status.last_report.deletions_held))
         if status.last_error:
             lines.append(tr(TEXTS, lang, "scan_error",
                             error=escape(truncate(status.last_error, MAX_REASON_LEN))))
