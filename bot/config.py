@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     health_port: int | None = Field(default=None, ge=1, le=65535)
     delete_guard_share: float = Field(default=0.5, ge=0.0, le=1.0)
     delete_guard_min: int = Field(default=5, ge=0)
+    delivery_max_age: float = Field(default=72.0, gt=0)  # hours
 
     @field_validator("admin_ids", mode="before")
     @classmethod

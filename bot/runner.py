@@ -15,6 +15,7 @@ import signal
 import socket
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
@@ -84,6 +85,7 @@ def assemble(settings: Settings, *, elected: bool = False,
         default_tz=settings.timezone, default_daily_time=settings.daily_time,
         blog_base_url=settings.blog_base_url,
         owner=owner,
+        max_age=timedelta(hours=settings.delivery_max_age),
         may_send=(lambda: active.active) if elected else None,
     )
     deps = Deps(settings, archive, chats, ingestor, outbox, delivery, ScanStatus())

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import html as _html
 import logging
+import random
 import re
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -85,6 +86,12 @@ MESSAGE_CACHE: Final = 512  # rendered cards and headers kept while draining
 BUFFER_ROWS: Final = 16_384  # due rows held in memory while draining (see Delivery)
 BULK_CHATS: Final = 100  # new chats on one page from which all subscribers are loaded at once
 MAX_PASSES: Final = 1000
+RETRY_BASE: Final = timedelta(seconds=1)  # the first retry after a 5xx or a lost connection
+RETRY_CAP: Final = timedelta(minutes=5)  # the longest wait between two attempts
+MAX_AGE: Final = timedelta(days=3)  # a row still failing this long after it was queued fails
+RETRY_HOLD: Final = timedelta(seconds=30)
+"""A drain whose rows wait for a retry due within this long waits for it instead of ending
+(the next drain would only come DRAIN_INTERVAL later)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +130,13 @@ def next_daily(now: datetime, at: time, tz: ZoneInfo) -> datetime:
     raise AssertionError("unreachable: a wall-clock time occurs within three days")
 
 
-def retry_delay(attempts: int, base: timedelta = timedelta(seconds=60)) -> timedelta:
-    """Exponential backoff after the ``attempts``-th failure: base, 2×, 4×, … up to 1 h."""
-    delay: timedelta = base * (2 ** max(0, attempts - 1))
-    return min(delay, timedelta(hours=1))
+def retry_delay(attempts: int, base: timedelta = RETRY_BASE, cap: timedelta = RETRY_CAP, *,
+                jitter: float = 1.0) -> timedelta:
+    """Backoff after the ``attempts``-th failure: base, 2×, 4×, … up to ``cap``, with
+    "equal jitter": half the step, plus ``jitter`` (0 to 1) times the other half, so the
+    rows that one outage failed together do not all come back in the same second."""
+    step: timedelta = min(cap, base * (2 ** min(max(0, attempts - 1), 30)))
+    return step / 2 + step / 2 * min(1.0, max(0.0, jitter))
 
 
 _HEADER_WORDS = {
@@ -385,9 +395,12 @@ class Delivery:
         blog_base_url: str | None,
         owner: str,
         workers: int = 16,
-        max_attempts: int = 5,
+        max_age: timedelta = MAX_AGE,
         lease_ttl: timedelta = timedelta(seconds=60),
-        retry_base: timedelta = timedelta(seconds=60),
+        retry_base: timedelta = RETRY_BASE,
+        retry_cap: timedelta = RETRY_CAP,
+        retry_hold: timedelta = RETRY_HOLD,
+        jitter: Callable[[], float] = random.random,
         private_gap: float = 1.0,
         group_gap: float = 3.0,
         page_size: int = 500,
@@ -395,9 +408,8 @@ class Delivery:
         buffer_rows: int = BUFFER_ROWS,
         may_send: Callable[[], bool] | None = None,
     ) -> None:
-        if min(workers, max_attempts, page_size, chat_buffer, buffer_rows) < 1:
-            raise ValueError("workers, max_attempts, page_size, chat_buffer and buffer_rows "
-                             "must be >= 1")
+        if min(workers, page_size, chat_buffer, buffer_rows) < 1:
+            raise ValueError("workers, page_size, chat_buffer and buffer_rows must be >= 1")
         self._archive = archive
         self._chats = chats
         self._outbox = outbox
@@ -408,9 +420,13 @@ class Delivery:
         self._blog = blog_base_url
         self._owner = owner
         self._workers = workers
-        self._max_attempts = max_attempts
+        self._max_age = max_age
         self._lease_ttl = lease_ttl
         self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._retry_hold = retry_hold
+        self._jitter = jitter
+        self._wake = asyncio.Event()  # set when rows are queued during a drain
         self._private_gap = private_gap
         self._group_gap = group_gap
         self._page_size = page_size
@@ -592,6 +608,7 @@ class Delivery:
             return DrainReport(locked=True)
         if self._draining:
             self._again = True
+            self._wake.set()
             return DrainReport(locked=True)
         self._draining = True
         task = self._drain_task = asyncio.current_task()
@@ -633,8 +650,13 @@ class Delivery:
         try:
             for _ in range(MAX_PASSES):
                 self._again = False
+                self._wake.clear()
                 state = await self._pass(run)
-                if run.stopping or not (self._again or (state.rerun and state.progress)):
+                if run.lost or self._stopped:
+                    break
+                if not run.halted and (self._again or (state.rerun and state.progress)):
+                    continue
+                if not await self._await_retries(run):
                     break
         finally:
             keeper.cancel()
@@ -648,6 +670,23 @@ class Delivery:
         if report.sent or report.failed or report.cancelled or report.retried:
             log.info("drain: %s", report)
         return report
+
+    async def _await_retries(self, run: _Run) -> bool:
+        """Wait for the earliest retry if it is due within ``retry_hold`` (or for rows
+        queued meanwhile); False when there is none so soon: the drain ends."""
+        now = self._clock.now()
+        soon = await self._outbox.next_retry(now)
+        if soon is None or soon - now > self._retry_hold:
+            return False
+        run.halted = False
+        waiting = asyncio.ensure_future(self._clock.sleep((soon - now).total_seconds()))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiting, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiting, woken):
+                task.cancel()
+        return True
 
     async def _keep_lease(self, run: _Run) -> None:
         """Renew the lease every ttl/3; if it was lost, stop sending."""
@@ -835,6 +874,9 @@ class Delivery:
 
     async def _transient(self, chat: Chat, item: OutboxItem, exc: TransientSendError,
                          run: _Run) -> _Next:
+        """A 5xx, a lost connection, a timeout: retry soon, with backoff, keeping the
+        chat's order; never give up because of an outage alone, only when the row has
+        been failing for ``max_age`` since it was queued."""
         attempts = item.attempts + 1
         run.transient_streak += 1
         if run.transient_streak >= max(3, self._workers):
@@ -842,17 +884,21 @@ class Delivery:
             # of spending an attempt of every queued row on it.
             run.halted = True
             run.room.set()
-            log.warning("%d sends in a row failed (%s); pausing delivery until the next "
-                        "drain", run.transient_streak, exc.reason)
-        if attempts >= self._max_attempts:
+            log.warning("%d sends in a row failed (%s); pausing delivery, retrying soon",
+                        run.transient_streak, exc.reason)
+        now = self._clock.now()
+        age = now - item.created_at
+        if age >= self._max_age:
             await self._outbox.mark_failed(item.id, exc.reason)
             run.failed += 1
             run.report_progress()
-            log.error("giving up on outbox row %d for chat %d after %d attempts: %s",
-                      item.id, chat.chat_id, attempts, exc.reason)
+            log.error("giving up on outbox row %d for chat %d: still failing %s after it "
+                      "was queued (%d attempts): %s", item.id, chat.chat_id, age, attempts,
+                      exc.reason)
             return _Next.CONTINUE
-        delay = retry_delay(attempts, self._retry_base)
-        await self._outbox.mark_retry(item.id, exc.reason, self._clock.now() + delay)
+        delay = retry_delay(attempts, self._retry_base, self._retry_cap,
+                            jitter=self._jitter())
+        await self._outbox.mark_retry(item.id, exc.reason, now + delay)
         run.retried += 1
         return _Next.STOP
 

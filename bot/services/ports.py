@@ -17,6 +17,7 @@ to the outbox row.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -116,10 +117,14 @@ class Sender(Protocol):
 
 
 class Clock(Protocol):
-    """Wall-clock time, injectable so that due times and leases are testable."""
+    """Wall-clock time, injectable so that due times, retries and leases are testable."""
 
     def now(self) -> datetime:
         """A timezone-aware datetime in UTC."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until ``now()`` is ``seconds`` later."""
         ...
 
 
@@ -128,3 +133,6 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

@@ -56,7 +56,15 @@ class ChatRepo:
             return await self._load(session, chat_id)
 
     async def ensure(self, chat_id: int, kind: str, title: str = "", lang: str = "en") -> Chat:
-        """The chat, created with defaults on first contact."""
+        """The chat, created with defaults on first contact.
+
+        Read first: every command and button press calls this, and a write transaction
+        for a chat that exists and has not changed would queue every handler of the bot
+        behind SQLite's one writer.
+        """
+        known = await self.get(chat_id)
+        if known is not None and (not title or (known.title, known.kind) == (title, kind)):
+            return known
         async with self._write() as session:
             row = await session.get(ChatRow, chat_id)
             if row is None:

@@ -285,6 +285,15 @@ class OutboxRepo:
                     or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now),
                 )) or 0)
 
+    async def next_retry(self, now: datetime) -> datetime | None:
+        """When the earliest pending row held for a retry may go again (None: none is)."""
+        async with self._read() as session:
+            found: datetime | None = await session.scalar(
+                select(func.min(OutboxRow.next_attempt_at)).where(
+                    OutboxRow.state == "pending", OutboxRow.due_at <= now,
+                    OutboxRow.next_attempt_at > now))
+        return found
+
     # outcomes ---------------------------------------------------------------------------
 
     async def mark_sent(self, row_id: int, message_id: int, *, at: datetime | None = None) -> None:

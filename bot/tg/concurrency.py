@@ -20,9 +20,10 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-MAX_RUNNING = 32
-"""Handlers running at once: enough for the database and the Bot API to be busy, few
-enough that a burst cannot open hundreds of database sessions."""
+MAX_RUNNING = 64
+"""Handlers running at once: enough that handlers waiting for a message slot (30 a
+second) do not hold up inline and button answers, few enough that a burst cannot open
+hundreds of database sessions."""
 MAX_ADMITTED = 4096
 """Updates admitted at once, most of them waiting for their chat's turn or a running
 slot (a waiting update is one small task). Past this python-telegram-bot holds them."""

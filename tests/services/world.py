@@ -99,6 +99,10 @@ class FakeClock:
     def advance(self, **delta: float) -> None:
         self.t += timedelta(**delta)
 
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds=seconds)
+        await asyncio.sleep(0)
+
 
 # --------------------------------------------------------------------------- the world
 
@@ -118,7 +122,7 @@ class World:
         settings: dict[str, object] = {
             "default_tz": "UTC", "default_daily_time": time(9, 0),
             "blog_base_url": "https://blog.example.org", "owner": owner,
-            "private_gap": 0.0, "group_gap": 0.0,
+            "private_gap": 0.0, "group_gap": 0.0, "jitter": lambda: 1.0,
         }
         settings.update(options)
         return Delivery(self.archive, chats or self.chats, outbox or self.outbox,

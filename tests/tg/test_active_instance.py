@@ -140,6 +140,9 @@ class StepClock:
     def now(self) -> datetime:
         return self.at
 
+    async def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
 
 async def test_the_election_in_process(database_url: str) -> None:
     """The rules the processes above rely on, without waiting for real time to pass."""
