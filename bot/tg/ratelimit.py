@@ -111,7 +111,10 @@ class Pacer:
     is the answer time once every ``limit`` sends: 29.9 a second at a 3 ms round trip.
 
     Who gets a slot is decided when the slot comes, not when the waiter arrived: a
-    reply that arrives while 16 broadcast sends wait takes the very next slot.
+    reply that arrives while 16 broadcast sends wait takes the very next slot. Replies
+    do not wait for the even schedule at all, only for the window rule: thirty people
+    who write at once are answered at once when the last second had room for thirty,
+    and the broadcast's schedule is not moved by them.
     """
 
     def __init__(self, limit: int, window: float, *,
@@ -168,8 +171,8 @@ class Pacer:
         while self._head() is not None:
             now = self._now()
             slot = max(self._next, now)
-            if slot > now:
-                await self._sleep(slot - now)
+            if slot > now and self._waiting[0][0] >= Priority.BROADCAST:
+                await self._sleep(slot - now)  # (a reply coming meanwhile takes it)
             while len(self._sends) == self.limit:
                 ended = await asyncio.shield(self._sends[0].ended)  # waits while in flight
                 free, now = ended + self.window, self._now()
@@ -179,8 +182,9 @@ class Pacer:
             head = self._head()
             if head is None:  # everyone gave up meanwhile: the slot stays free
                 return
-            heapq.heappop(self._waiting)
-            self._next = slot + self._interval
+            priority = heapq.heappop(self._waiting)[0]
+            if priority >= Priority.BROADCAST or slot <= self._now():
+                self._next = slot + self._interval  # a reply ahead of its slot moves nothing
             send = _Send(asyncio.get_running_loop().create_future())
             self._sends.append(send)
             head.set_result(send)

@@ -17,6 +17,7 @@ from telegram.error import RetryAfter
 from bot.tg.ratelimit import ChatPacer, PacedRateLimiter, Pacer, Priority, rate_limiter
 
 LIMIT, WINDOW = 30, 1.0
+BROADCAST = int(Priority.BROADCAST)
 INTERVAL = WINDOW / LIMIT
 
 
@@ -44,7 +45,7 @@ async def starts(p: Pacer, time: VirtualTime, count: int) -> list[float]:
     previous one started."""
     out = []
     for _ in range(count):
-        send = await p.wait()
+        send = await p.wait(Priority.BROADCAST)  # the even schedule is the broadcast's
         out.append(time.now)
         p.done(send)
     return out
@@ -96,7 +97,7 @@ async def test_a_slow_answer_holds_back_the_send_a_window_later() -> None:
     later waits for a whole window after that answer, not after the request's start."""
     time = VirtualTime()
     p = pacer(time, limit=3, window=1.0)
-    slow = await p.wait()
+    slow = await p.wait(Priority.BROADCAST)
     others = await starts(p, time, 2)
     assert others == pytest.approx([1000 + 1 / 3, 1000 + 2 / 3])
     time.now = 1000.9
@@ -108,9 +109,9 @@ async def test_a_slow_answer_holds_back_the_send_a_window_later() -> None:
 async def test_a_send_waits_while_the_one_a_window_before_is_unanswered() -> None:
     time = VirtualTime()
     p = pacer(time, limit=2, window=1.0)
-    in_flight = await p.wait()
+    in_flight = await p.wait(Priority.BROADCAST)
     await starts(p, time, 1)
-    waiting = asyncio.ensure_future(p.wait())
+    waiting = asyncio.ensure_future(p.wait(Priority.BROADCAST))
     await asyncio.sleep(0)
     assert not waiting.done()  # the first is still unanswered
     time.now += 3.0
@@ -148,7 +149,7 @@ async def test_only_requests_to_a_chat_are_paced() -> None:
     for endpoint, data in [("sendMessage", {"chat_id": 1}), ("sendMessage", {"chat_id": 2}),
                            ("getMe", {}), ("answerCallbackQuery", {"callback_query_id": "x"}),
                            ("sendMessage", {"chat_id": 3})]:
-        await limiter.process_request(request, (endpoint,), {}, endpoint, data, None)
+        await limiter.process_request(request, (endpoint,), {}, endpoint, data, BROADCAST)
     assert called == [("sendMessage", 1000.0), ("sendMessage", 1000.5), ("getMe", 1000.5),
                       ("answerCallbackQuery", 1000.5), ("sendMessage", 1001.0)]
     assert all(send.ended.done() for send in limiter.pacer._sends)  # each one answered
@@ -247,7 +248,7 @@ async def test_edits_and_chatless_requests_skip_the_chat_pace() -> None:
                            ("editMessageText", {"chat_id": 5, "message_id": 1}),
                            ("answerInlineQuery", {"inline_query_id": "q"}),
                            ("sendChatAction", {"chat_id": 5})]:
-        await limiter.process_request(request, (endpoint,), {}, endpoint, data, None)
+        await limiter.process_request(request, (endpoint,), {}, endpoint, data, BROADCAST)
     assert [t for _, t in starts] == pytest.approx([1000.0, 1000.0 + INTERVAL, 1000.0 + INTERVAL,
                                                     1000.0 + 2 * INTERVAL])
 
@@ -312,3 +313,21 @@ async def test_chats_whose_limits_have_passed_are_forgotten() -> None:
     time.now += 2.0  # every private chat's second has passed
     chats.lane(-1)
     assert len(chats._lanes) == 1
+
+
+async def test_replies_at_once_go_at_once_while_the_window_has_room() -> None:
+    """Thirty people write at the same moment to an idle bot: thirty answers start at
+    once (the last second had room for thirty), the thirty-first a second later."""
+    time = VirtualTime()
+    p = pacer(time)
+    starts: list[float] = []
+
+    async def reply() -> None:
+        send = await p.wait(Priority.REPLY)
+        starts.append(time.now)
+        p.done(send)
+
+    await asyncio.gather(*(reply() for _ in range(31)))
+    assert starts[:30] == [1000.0] * 30
+    assert starts[30] >= 1001.0
+    assert most_in_any_window(sorted(starts), WINDOW) == LIMIT
