@@ -516,6 +516,16 @@ class Delivery:
         await self._archive.mark_announced([a.id for a in pending])
         return written
 
+    async def reschedule(self, chat: Chat) -> int:
+        """The chat switched between instant and daily, or moved its time or time zone:
+        its queued new papers follow (due now, or at its next daily time)."""
+        moved = await self._outbox.reschedule_chat(chat.chat_id,
+                                                   self.due_time(chat, self._clock.now()))
+        if moved:
+            log.info("chat %d changed its delivery time: %d queued rows follow", chat.chat_id,
+                     moved)
+        return moved
+
     async def repost_audience(
         self, papers: Sequence[DigestPapers] | Sequence[ArchivedPaper]
     ) -> list[Chat]:

@@ -285,6 +285,16 @@ class OutboxRepo:
                     or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now),
                 )) or 0)
 
+    async def reschedule_chat(self, chat_id: int, due_at: datetime) -> int:
+        """Move the chat's pending new-paper rows to ``due_at`` (reposts stay due now)."""
+        async with self._tx() as session:
+            result = await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.chat_id == chat_id, OutboxRow.state == "pending",
+                       OutboxRow.reason == "new")
+                .values(due_at=due_at))
+            return _rowcount(result)
+
     async def next_retry(self, now: datetime) -> datetime | None:
         """When the earliest pending row held for a retry may go again (None: none is)."""
         async with self._read() as session:

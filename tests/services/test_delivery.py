@@ -326,6 +326,25 @@ async def test_daily_chats_get_their_rows_at_their_next_daily_time(world: World)
     assert kinds(world.sender.to(1)) == ["H:NeRF 2", "Paper number 1", "Paper number 2"]
 
 
+async def test_queued_rows_follow_a_change_of_delivery_time(world: World) -> None:
+    """Daily at 08:00 Berlin, papers queued for tomorrow morning; the chat switches to
+    instant: they go now. Back to daily at 20:00 UTC: what is queued waits for 20:00."""
+    world.clock.t = datetime(2024, 3, 30, 10, 0, tzinfo=UTC)
+    await world.chat(1, "NeRF", mode="daily", daily_time="08:00", timezone="Europe/Berlin")
+    delivery = world.delivery()
+    await delivery.enqueue_new(await world.publish("NeRF", DAY1, paper(1)))
+    assert (await delivery.drain()).sent == 0
+    instant = await world.chats.update_settings(1, mode="instant")
+    assert await delivery.reschedule(instant) == 2
+    assert (await delivery.drain()).sent == 2
+    evening = await world.chats.update_settings(1, mode="daily", daily_time="20:00",
+                                                timezone="UTC")
+    await delivery.enqueue_new(await world.publish("NeRF", DAY2, paper(2)))
+    assert await delivery.reschedule(evening) == 2
+    [row, _] = await world.outbox.for_chat(1, state="pending")
+    assert row.due_at == datetime(2024, 3, 30, 20, 0, tzinfo=UTC)
+
+
 async def test_a_day_without_new_papers_sends_nothing(world: World) -> None:
     await world.chat(1, "NeRF")
     delivery = world.delivery()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.domain.models import Chat
+from bot.services.scan import scan_once
 from bot.tg.handlers.settings import (
     SettingsMenu,
     parse_time,
@@ -13,6 +15,7 @@ from bot.tg.handlers.settings import (
 )
 from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest
 from tests.tg.botapi_server import EditRecord, FakeBotApi, FakeChat, FakeUser
+from tests.tg.delivery_support import SynthPaper, add_digest
 
 
 async def stored(bot: BotUnderTest, chat: FakeChat) -> Chat:
@@ -363,3 +366,28 @@ def test_parsers() -> None:
     assert resolve_timezone("../etc/passwd") is None
     assert split_keywords('"gaussian splatting" nerf') == ["gaussian splatting", "nerf"]
     assert split_keywords("扩散模型，NeRF、nerf") == ["扩散模型", "NeRF"]
+
+
+async def test_queued_papers_follow_a_switch_to_instant(bot: BotUnderTest) -> None:
+    """Papers waiting for a daily delivery go at once when the chat switches to instant
+    (and wait again when it switches back), whether by text or by button."""
+    s = bot.server
+    user = s.user("Dana")
+    chat = s.private_chat(user)
+    s.send_command(chat, user, "/subscribe NeRF")
+    s.send_command(chat, user, "/settings daily 09:00")
+    await bot.settle()
+    papers = [SynthPaper("2406.40001", "Waiting Paper")]
+    add_digest(bot.digest_dir, "NeRF", date(2024, 6, 20), papers)
+    await scan_once(bot.deps.ingestor, bot.deps.scan_status)
+    now = datetime.now(UTC)
+    assert all(r.due_at > now for r in await bot.deps.outbox.for_chat(chat.id))
+    s.send_command(chat, user, "/settings instant")
+    await bot.settle()
+    rows = await bot.deps.outbox.for_chat(chat.id)
+    assert len(rows) == 2
+    assert all(r.due_at <= datetime.now(UTC) for r in rows)
+    s.send_command(chat, user, "/settings daily 09:00")
+    await bot.settle()
+    assert all(r.due_at > datetime.now(UTC) for r in await bot.deps.outbox.for_chat(chat.id))
+    assert_clean(s)

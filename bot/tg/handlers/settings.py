@@ -27,6 +27,7 @@ import re
 import shlex
 import zoneinfo
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
@@ -447,6 +448,13 @@ class SettingsMenu:
 
     # -- permissions -----------------------------------------------------------------
 
+    async def _update(self, chat_id: int, **values: Any) -> Chat:
+        """Change settings; rows already queued follow a new delivery time."""
+        chat = await self.deps.chats.update_settings(chat_id, **values)
+        if values.keys() & {"mode", "daily_time", "timezone"}:
+            await self.deps.delivery.reschedule(chat)
+        return chat
+
     async def _may_change(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
         """may_manage, except that a button in a channel can be pressed by any reader:
         there the presser must be an admin of the channel (or an operator)."""
@@ -549,7 +557,7 @@ class SettingsMenu:
                           ) -> str | tuple[Chat, str, str]:
         """Apply a text form: the changed chat, its note and view; or an error text."""
         lang = chat.lang
-        update = self.deps.chats.update_settings
+        update = self._update
         if what == "instant":
             chat = await update(chat.chat_id, mode="instant")
             return chat, tr(TEXTS, chat.lang, "set_instant"), "main"
@@ -639,7 +647,7 @@ class SettingsMenu:
     async def _apply_button(self, chat: Chat, setting: str, value: str
                             ) -> tuple[Chat, str, str] | None:
         """Apply a tap: the chat as it now is, a toast and the view to show; None if stale."""
-        update = self.deps.chats.update_settings
+        update = self._update
         changes: dict[str, object]
         view = "main"
         if setting == "mode" and value in ("instant", "daily"):
