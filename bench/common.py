@@ -79,6 +79,23 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+def bot_env(api_url: str, token: str, folder: Path, db: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `paperfeed run` subprocess pointed at the loopback server:
+    this one's, less settings of the developer's that would change what is measured."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_IDS", "BLOG_BASE_URL")}
+    env.update(
+        TELEGRAM_TOKEN=token,
+        BOT_API_URL=api_url,
+        DIGEST_DIR=str(folder),
+        DATABASE_URL=sqlite_url(db),
+        SCAN_INTERVAL="3600",
+        LOG_LEVEL="INFO",
+        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
+        **extra,
+    )
+    return env
+
+
 def remove_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import random
 import re
 import shutil
@@ -48,9 +47,9 @@ from typing import Any
 from sqlalchemy import insert
 
 from bench.common import (
-    REPO,
     Row,
     Workspace,
+    bot_env,
     copy_db,
     proc_cpu_seconds,
     proc_status,
@@ -265,16 +264,7 @@ async def run_fanout(ws: Workspace, spec: FanoutSpec, archive: Path,
     for chat_id in chat_ids:
         server.add_chat(server.private_chat(server.user(f"U{chat_id}", user_id=chat_id)))
 
-    env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_IDS", "BLOG_BASE_URL")}
-    env.update(
-        TELEGRAM_TOKEN=server.token,
-        BOT_API_URL=server.base_url.removesuffix("/bot"),
-        DIGEST_DIR=str(folder),
-        DATABASE_URL=sqlite_url(db),
-        SCAN_INTERVAL="3600",
-        LOG_LEVEL="INFO",
-        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
-    )
+    env = bot_env(server.base_url.removesuffix("/bot"), server.token, folder, db)
     module = "bot"
     if spec.send_limit is not None or spec.send_window is not None:
         module = "bench.botproc"

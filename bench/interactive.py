@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import random
 import re
 import shutil
@@ -66,14 +65,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
-    REPO,
     Row,
     Workspace,
+    bot_env,
     copy_db,
     percentile,
     proc_cpu_seconds,
     remove_db,
-    sqlite_url,
 )
 from bench.fanout import NEW_DAY, Log, _add_chats, _Bot, _folder, _key, _lag_probe
 from bench.ingest import ensure_archive
@@ -465,17 +463,8 @@ async def run_interactive(ws: Workspace, spec: InteractiveSpec, archive: Path,
     operator = server.user("Operator", user_id=OPERATOR_ID)
     operator_chat = server.add_chat(server.private_chat(operator))
 
-    env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_IDS", "BLOG_BASE_URL")}
-    env.update(
-        TELEGRAM_TOKEN=server.token,
-        BOT_API_URL=server.base_url.removesuffix("/bot"),
-        DIGEST_DIR=str(folder),
-        DATABASE_URL=sqlite_url(db),
-        SCAN_INTERVAL="3600",
-        LOG_LEVEL="INFO",
-        ADMIN_IDS=str(OPERATOR_ID),
-        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
-    )
+    env = bot_env(server.base_url.removesuffix("/bot"), server.token, folder, db,
+                  ADMIN_IDS=str(OPERATOR_ID))
     run_dir = ws.path("interactive-cwd")
     run_dir.mkdir(exist_ok=True)
     log(f"interactive: waves of {', '.join(map(str, spec.idle_waves))} users idle and "

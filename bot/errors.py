@@ -41,6 +41,16 @@ class NotFound(PaperfeedError):
     """A paper, digest or repost target matches nothing in the archive."""
 
 
+class ChatPaused(PaperfeedError):
+    """The chat is there, but the bot may not post where it should right now: a forum
+    topic closed or deleted, the bot's right to send taken away. Not a departed chat."""
+
+    def __init__(self, chat_id: int, reason: str) -> None:
+        super().__init__(f"chat {chat_id} is paused: {reason}")
+        self.chat_id = chat_id
+        self.reason = reason
+
+
 class ChatGone(PaperfeedError):
     """Telegram answered that the chat cannot be reached any more (403, chat not found)."""
 

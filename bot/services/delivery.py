@@ -49,7 +49,7 @@ from bot.domain.matching import wants
 from bot.domain.models import ArchivedPaper, Chat, IngestReport
 from bot.domain.rendering import render_card
 from bot.domain.tgtext import MAX_MESSAGE_LEN, clean_text, escape, truncate, validate_telegram_html
-from bot.errors import ChatGone
+from bot.errors import ChatGone, ChatPaused
 from bot.services.ports import (
     ChatMigrated,
     Clock,
@@ -89,6 +89,7 @@ MAX_PASSES: Final = 1000
 RETRY_BASE: Final = timedelta(seconds=1)  # the first retry after a 5xx or a lost connection
 RETRY_CAP: Final = timedelta(minutes=5)  # the longest wait between two attempts
 MAX_AGE: Final = timedelta(days=3)  # a row still failing this long after it was queued fails
+PAUSE_RETRY: Final = timedelta(hours=1)  # a closed topic or a missing right: try again
 RETRY_HOLD: Final = timedelta(seconds=30)
 """A drain whose rows wait for a retry due within this long waits for it instead of ending
 (the next drain would only come DRAIN_INTERVAL later)."""
@@ -400,6 +401,7 @@ class Delivery:
         retry_base: timedelta = RETRY_BASE,
         retry_cap: timedelta = RETRY_CAP,
         retry_hold: timedelta = RETRY_HOLD,
+        pause_retry: timedelta = PAUSE_RETRY,
         jitter: Callable[[], float] = random.random,
         private_gap: float = 1.0,
         group_gap: float = 3.0,
@@ -425,6 +427,7 @@ class Delivery:
         self._retry_base = retry_base
         self._retry_cap = retry_cap
         self._retry_hold = retry_hold
+        self._pause_retry = pause_retry
         self._jitter = jitter
         self._wake = asyncio.Event()  # set when rows are queued during a drain
         self._private_gap = private_gap
@@ -859,6 +862,8 @@ class Delivery:
                 return _Next.STOP
             except TransientSendError as exc:
                 return await self._transient(chat, item, exc, run)
+            except ChatPaused as exc:
+                return await self._paused(chat, item, exc, run)
             except ChatGone as exc:
                 await self._chats.deactivate(chat.chat_id, exc.reason)
                 cancelled = await self._outbox.cancel_chat(chat.chat_id, exc.reason)
@@ -881,6 +886,26 @@ class Delivery:
         run.plain += plain
         run.report_progress()
         return _Next.CONTINUE
+
+    async def _paused(self, chat: Chat, item: OutboxItem, exc: ChatPaused, run: _Run
+                      ) -> _Next:
+        """A closed forum topic, a right taken away: the chat keeps its subscription and
+        its queue, in order, and tries again every ``pause_retry`` (a reopened topic gets
+        what it missed); only a row still blocked ``max_age`` after it was queued fails."""
+        now = self._clock.now()
+        if now - item.created_at >= self._max_age:
+            await self._outbox.mark_failed(item.id, exc.reason)
+            run.failed += 1
+            run.report_progress()
+            log.error("giving up on outbox row %d for chat %d, paused since it was queued: "
+                      "%s", item.id, chat.chat_id, exc.reason)
+            return _Next.CONTINUE
+        await self._outbox.mark_retry(item.id, exc.reason, now + self._pause_retry,
+                                      count_attempt=False)
+        run.retried += 1
+        log.warning("chat %d cannot be posted to for now (%s): its deliveries wait and are "
+                    "tried again in %s", chat.chat_id, exc.reason, self._pause_retry)
+        return _Next.STOP
 
     async def _transient(self, chat: Chat, item: OutboxItem, exc: TransientSendError,
                          run: _Run) -> _Next:

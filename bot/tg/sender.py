@@ -13,8 +13,10 @@ Telegram says                                   raised here (delivery then ...)
 ChatMigrated (group upgraded to supergroup)     ChatMigrated (moves the rows, resends)
 RetryAfter (429)                                FloodWait (row waits, never dropped)
 Forbidden (403: blocked, kicked, deactivated)   ChatGone (deactivates, cancels the rows)
-BadRequest: chat not found, no rights to send,  ChatGone: the chat cannot receive anything
-  message thread not found, PEER_ID_INVALID       from us until someone acts (/start)
+BadRequest: chat not found, PEER_ID_INVALID     ChatGone: the chat cannot receive anything
+                                                  from us until someone acts (/start)
+BadRequest: no rights to send, topic closed or  ChatPaused: the chat stays subscribed; its
+  deleted, message thread not found               rows wait and are tried again hourly
 BadRequest, anything else                       MessageRejected (resent as plain text;
   (can't parse entities, too long, empty, a       if that is refused too, the row fails
   button or preview Telegram refuses)             with the error)
@@ -40,7 +42,7 @@ from telegram.ext import ExtBot
 
 from bot.domain.models import Chat
 from bot.domain.rendering import Button, Card
-from bot.errors import ChatGone
+from bot.errors import ChatGone, ChatPaused
 from bot.services.ports import (
     ChatMigrated,
     FloodWait,
@@ -54,9 +56,10 @@ from bot.tg.ratelimit import Priority, retry_seconds
 
 __all__ = ["TelegramSender"]
 
-_GONE: Final = (
-    "chat not found",
-    "peer_id_invalid",
+_GONE: Final = ("chat not found", "peer_id_invalid")
+"""BadRequest descriptions that mean the chat, not the message, is gone."""
+
+_PAUSED: Final = (
     "need administrator rights",
     "not enough rights to send",
     "have no rights to send",
@@ -65,7 +68,8 @@ _GONE: Final = (
     "topic_deleted",
     "topic_closed",
 )
-"""BadRequest descriptions that mean the chat, not the message, is the problem."""
+"""BadRequest descriptions that mean the bot may not post there for now: the chat stays
+subscribed and its rows wait (a topic may reopen, an admin may give the right back)."""
 
 _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
 Buttons = tuple[tuple[Button, ...], ...]
@@ -120,6 +124,8 @@ class TelegramSender:
             described = exc.message.casefold()
             if any(marker in described for marker in _GONE):
                 raise ChatGone(chat.chat_id, exc.message) from exc
+            if any(marker in described for marker in _PAUSED):
+                raise ChatPaused(chat.chat_id, exc.message) from exc
             raise MessageRejected(exc.message) from exc
         except tg_error.TimedOut as exc:
             raise TransientSendError(f"timed out: {exc.message}") from exc

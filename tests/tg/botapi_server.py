@@ -209,6 +209,7 @@ class FakeChat:
     state: ChatState = "ok"
     migrate_to_chat_id: int | None = None
     topics: dict[int, str] = field(default_factory=dict)
+    closed_topics: set[int] = field(default_factory=set)
     members: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def to_api(self) -> dict[str, Any]:
@@ -934,6 +935,13 @@ class FakeBotApi:
         thread_id = self._alloc_message_id(chat.id)
         chat.topics[thread_id] = name
         return thread_id
+
+    def close_topic(self, chat: FakeChat, thread_id: int) -> None:
+        """An admin closes a forum topic: only admins may post there (not this bot)."""
+        chat.closed_topics.add(thread_id)
+
+    def reopen_topic(self, chat: FakeChat, thread_id: int) -> None:
+        chat.closed_topics.discard(thread_id)
 
     def set_member(
         self, chat: FakeChat, user: FakeUser, status: MemberStatus, **rights: bool
@@ -1695,6 +1703,8 @@ class FakeBotApi:
             return
         if not (chat.type == "supergroup" and chat.is_forum and thread_id in chat.topics):
             raise bad_request("message thread not found")
+        if thread_id in chat.closed_topics:
+            raise bad_request("TOPIC_CLOSED")
 
     def _admit_send(self, method: str, chat: FakeChat) -> float:
         """Apply flood control; return the acceptance timestamp."""

@@ -309,3 +309,55 @@ async def test_a_broadcast_through_faults_loses_nothing_and_repeats_nothing(
     sent = 147 * 3 + 4 * 3  # every reachable private chat (the failing one too), 4 groups
     assert await bot.deps.outbox.counts() == {
         "pending": 0, "sent": sent, "failed": 0, "cancelled": 4 * 3}
+
+
+# --------------------------------------------------------------------------- paused chats
+
+
+async def test_a_closed_topic_waits_and_gets_what_it_missed_once_reopened(
+    bot: BotUnderTest,
+) -> None:
+    """A forum group gets its cards in a topic; an admin closes the topic. The chat is not
+    a departed chat: it stays subscribed, its rows wait in order, and once the topic is
+    reopened the next try (hourly) delivers what it missed, exactly once."""
+    s = bot.server
+    forum = s.add_chat(s.supergroup("Paper club", forum=True))
+    topic = s.add_topic(forum, "Papers")
+    await bot.deps.chats.ensure(forum.id, "supergroup", title="Paper club")
+    await bot.deps.chats.subscribe(forum.id, ["NeRF"], thread_id=topic)
+    reader = await subscriber(bot, "Reader", ["NeRF"])
+    s.close_topic(forum, topic)
+    add_digest(bot.digest_dir, "NeRF", DAY, PAPERS)
+    await scan_once(bot.deps.ingestor, bot.deps.scan_status)  # queues and drains
+    expected = expected_digest("NeRF", DAY, IDS)
+    assert delivered(s, forum.id) == []
+    assert delivered(s, reader.id) == expected  # other chats are not held up
+    stored = await bot.deps.chats.get(forum.id)
+    assert stored is not None
+    assert stored.active
+    assert {r.state for r in await bot.deps.outbox.for_chat(forum.id)} == {"pending"}
+
+    s.reopen_topic(forum, topic)
+    clock = LaterClock(timedelta(minutes=30))
+    assert (await later_delivery(bot, clock).drain()).sent == 0  # not yet time to retry
+    clock.ahead = timedelta(hours=1, minutes=1)
+    report = await later_delivery(bot, clock).drain()
+    assert report.sent == len(expected)
+    assert delivered(s, forum.id) == expected
+    assert all(m.message_thread_id == topic for m in s.sent_to(forum.id))
+
+
+async def test_a_bot_without_the_right_to_send_keeps_the_subscription(
+    bot: BotUnderTest,
+) -> None:
+    s = bot.server
+    group = await subscribed_group(bot, s.supergroup("Strict group"), ["NeRF"])
+    s.set_bot_status(group, "restricted", can_send_messages=False)
+    add_digest(bot.digest_dir, "NeRF", DAY, PAPERS)
+    await scan_once(bot.deps.ingestor, bot.deps.scan_status)
+    stored = await bot.deps.chats.get(group.id)
+    assert stored is not None
+    assert stored.active
+    rows = await bot.deps.outbox.for_chat(group.id)
+    assert {r.state for r in rows} == {"pending"}
+    assert "not enough rights" in (rows[0].last_error or "").lower()

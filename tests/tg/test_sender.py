@@ -21,7 +21,7 @@ from telegram import Bot
 
 from bot.domain.models import Appearance, ArchivedPaper, Chat, Paper
 from bot.domain.rendering import Button, render_card
-from bot.errors import ChatGone
+from bot.errors import ChatGone, ChatPaused
 from bot.services.delivery import Delivery, plain_text
 from bot.services.ports import (
     ChatMigrated,
@@ -138,6 +138,22 @@ async def test_gone_chats_raise_chat_gone(botapi: FakeBotApi) -> None:
             with pytest.raises(ChatGone) as gone:
                 await sender.send(as_chat(fake), card_message())
             assert (gone.value.chat_id, gone.value.reason) == (fake.id, expected[fake.id])
+
+
+async def test_a_closed_topic_or_a_missing_right_raises_chat_paused(botapi: FakeBotApi) -> None:
+    forum = botapi.add_chat(botapi.supergroup("Club", forum=True))
+    topic = botapi.add_topic(forum)
+    botapi.close_topic(forum, topic)
+    muted = botapi.add_chat(botapi.supergroup("Muted"))
+    botapi.set_bot_status(muted, "restricted", can_send_messages=False)
+    async with make_bot(botapi) as bot:
+        sender = TelegramSender(bot)
+        with pytest.raises(ChatPaused, match=r"(?i)topic_closed"):
+            await sender.send(as_chat(forum, topic), card_message())
+        with pytest.raises(ChatPaused, match="thread not found"):
+            await sender.send(as_chat(forum, topic + 1000), card_message())
+        with pytest.raises(ChatPaused, match="rights"):
+            await sender.send(as_chat(muted), card_message())
 
 
 async def test_a_migrated_group_raises_chat_migrated(botapi: FakeBotApi) -> None:
