@@ -61,7 +61,7 @@ from bench.ingest import ensure_archive
 from bot.storage.engine import make_engine
 from bot.storage.tables import ChatRow, SubscriptionRow
 from bot.tg.ratelimit import SEND_LIMIT, SEND_WINDOW
-from tests.tg.botapi_faults import FloodControl, RateWindow
+from tests.tg.botapi_faults import FaultKind, FloodControl, RateWindow
 from tests.tg.botapi_server import FakeBotApi, SentMessage
 
 TARGET_SHARE = 0.95
@@ -83,6 +83,7 @@ class FanoutSpec:
     send_window: float | None  # the bot's limiter window, seconds; None: SEND_WINDOW
     window: float | None  # seconds measured from the first send; None: the whole run
     deadline: float  # stop waiting for the deliveries after this many seconds
+    faults: bool = False  # FAULT_KINDS at FAULT_RATE on every send (see run_faults)
 
 
 @dataclass(slots=True)
@@ -264,6 +265,8 @@ async def run_fanout(ws: Workspace, spec: FanoutSpec, archive: Path,
     for chat_id in chat_ids:
         server.add_chat(server.private_chat(server.user(f"U{chat_id}", user_id=chat_id)))
 
+    if spec.faults:
+        server.enable_random_faults(FAULT_RATE, seed=20261203, kinds=FAULT_KINDS)
     env = bot_env(server.base_url.removesuffix("/bot"), server.token, folder, db)
     module = "bot"
     if spec.send_limit is not None or spec.send_window is not None:
@@ -420,6 +423,35 @@ def _rows(result: FanoutResult, name: str, *, informational: bool = False) -> li
     if result.log_tail:
         rows.append(Row(name, "bot warnings (last)", "", "", None, " | ".join(
             line[-160:] for line in result.log_tail)))
+    return rows
+
+
+FAULT_RATE = 0.06
+FAULT_KINDS: tuple[FaultKind, ...] = ("http_502",) * 3 + ("drop",) * 2 + ("drop_after",)
+"""3% of sends answered 502 by a proxy, 2% of connections dropped before the request was
+processed, 1% dropped after it was (the message went, its answer was lost)."""
+FAULT_LATE_TARGET = 10.0
+"""Seconds the last card may arrive after the broadcast's own pace (messages / 30)."""
+
+
+def run_faults(ws: Workspace, log: Log = print) -> list[Row]:
+    """The 30/s broadcast again through a flaky network: how late the last card came
+    compared with the pace of a clean run, and whether anything was lost."""
+    broadcast = specs(ws)[0]
+    chats = max(100, broadcast.chats // 4)
+    spec = FanoutSpec("faults", chats=chats, papers=1, limit=30, send_limit=None,
+                      send_window=None, window=None, deadline=chats * 2 / 30 * 3 + 60,
+                      faults=True)
+    result = asyncio.run(run_fanout(ws, spec, ensure_archive(ws), log))
+    pace = (result.expected - 1) / spec.limit
+    late = result.span - pace
+    name = f"faults {chats:,} chats @30/s"
+    rows = _rows(result, name)
+    rows[0] = Row(name, "last card after the broadcast's pace", f"≤ {FAULT_LATE_TARGET:.0f} s",
+                  f"{late:.1f} s", result.completed and late <= FAULT_LATE_TARGET,
+                  f"{result.accepted:,} messages in {result.span:.1f} s, pace alone "
+                  f"{pace:.1f} s; faults: {FAULT_RATE:.0%} of sends (502 3%, dropped before "
+                  "2%, answer lost 1%)")
     return rows
 
 

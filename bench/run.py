@@ -31,6 +31,7 @@ BENCHES: dict[str, Callable[..., list[Row]]] = {
     "fanout": fanout.run,
     "memory": memory.run,
     "interactive": interactive.run,
+    "faults": fanout.run_faults,
 }
 
 
