@@ -887,18 +887,28 @@ class Delivery:
         run.report_progress()
         return _Next.CONTINUE
 
+    async def _too_old(self, chat: Chat, item: OutboxItem, reason: str, now: datetime,
+                       run: _Run) -> bool:
+        """A row that still cannot go ``max_age`` after it was queued fails (an outage or
+        a pause alone never fails a row before that); True when it did."""
+        age = now - item.created_at
+        if age < self._max_age:
+            return False
+        await self._outbox.mark_failed(item.id, reason)
+        run.failed += 1
+        run.report_progress()
+        log.error("giving up on outbox row %d for chat %d: still failing %s after it was "
+                  "queued (%d attempts): %s", item.id, chat.chat_id, age, item.attempts + 1,
+                  reason)
+        return True
+
     async def _paused(self, chat: Chat, item: OutboxItem, exc: ChatPaused, run: _Run
                       ) -> _Next:
         """A closed forum topic, a right taken away: the chat keeps its subscription and
         its queue, in order, and tries again every ``pause_retry`` (a reopened topic gets
         what it missed); only a row still blocked ``max_age`` after it was queued fails."""
         now = self._clock.now()
-        if now - item.created_at >= self._max_age:
-            await self._outbox.mark_failed(item.id, exc.reason)
-            run.failed += 1
-            run.report_progress()
-            log.error("giving up on outbox row %d for chat %d, paused since it was queued: "
-                      "%s", item.id, chat.chat_id, exc.reason)
+        if await self._too_old(chat, item, exc.reason, now, run):
             return _Next.CONTINUE
         await self._outbox.mark_retry(item.id, exc.reason, now + self._pause_retry,
                                       count_attempt=False)
@@ -922,14 +932,7 @@ class Delivery:
             log.warning("%d sends in a row failed (%s); pausing delivery, retrying soon",
                         run.transient_streak, exc.reason)
         now = self._clock.now()
-        age = now - item.created_at
-        if age >= self._max_age:
-            await self._outbox.mark_failed(item.id, exc.reason)
-            run.failed += 1
-            run.report_progress()
-            log.error("giving up on outbox row %d for chat %d: still failing %s after it "
-                      "was queued (%d attempts): %s", item.id, chat.chat_id, age, attempts,
-                      exc.reason)
+        if await self._too_old(chat, item, exc.reason, now, run):
             return _Next.CONTINUE
         delay = retry_delay(attempts, self._retry_base, self._retry_cap,
                             jitter=self._jitter())

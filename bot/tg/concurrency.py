@@ -12,6 +12,7 @@ at once. A slow handler (a slow database, a long reply) holds up only its own ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass, field
@@ -90,28 +91,23 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = update_key(update)
-        if key is None:
-            try:
-                async with self._running:
-                    await coroutine
-            except asyncio.CancelledError:
-                _close_unstarted(coroutine)
-                raise
-            return
-        turn = self._turns.get(key)
-        if turn is None:
-            turn = self._turns[key] = _Turn()
-        turn.users += 1
+        turn: _Turn | None = None
+        if key is not None:
+            turn = self._turns.get(key)
+            if turn is None:
+                turn = self._turns[key] = _Turn()
+            turn.users += 1
         try:
-            async with turn.lock, self._running:
+            async with turn.lock if turn else contextlib.nullcontext(), self._running:
                 await coroutine
         except asyncio.CancelledError:
             _close_unstarted(coroutine)  # a shutdown while it waited for its turn
             raise
         finally:
-            turn.users -= 1
-            if turn.users == 0:
-                del self._turns[key]
+            if turn is not None:
+                turn.users -= 1
+                if turn.users == 0:
+                    del self._turns[key]
 
     async def initialize(self) -> None:
         """Nothing to allocate."""

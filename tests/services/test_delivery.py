@@ -42,6 +42,7 @@ from tests.fixtures.expected import (
     SAME_DAY_TWO_TOPICS_ID,
     TWO_VERSIONS_ID,
 )
+from tests.services.folders import swap
 from tests.services.world import (
     DAY1,
     DAY2,
@@ -208,13 +209,6 @@ async def test_papers_stored_before_anyone_subscribed_are_not_sent_to_newcomers(
     assert await world.delivery().announce_pending() == 0  # a subscription is not news
     await world.delivery().drain()
     assert world.sender.to(1) == []
-
-
-def swap(folder: Path, away: Path) -> None:
-    """Move the folder's contents away, leaving it empty (or back again)."""
-    away.mkdir(exist_ok=True)
-    for child in list(folder.iterdir()):
-        shutil.move(child, away / child.name)
 
 
 def copy_one_under_another_name(folder: Path) -> None:

@@ -27,6 +27,7 @@ from tests.fixtures.expected import (
     SAME_DAY_TWO_TOPICS_ID,
     TWO_VERSIONS_ID,
 )
+from tests.services.folders import swap
 
 NOW = 1_800_000_000.0  # the injected clock; fixture files are dated an hour before
 OLD = NOW - 3600
@@ -182,13 +183,6 @@ async def test_deleted_file_leaves_the_archive(
     assert shared.tags == ("3DGS",)  # still listed by the 3DGS digest
     again = await ingestor.scan()
     assert again.files_deleted == 0
-
-
-def swap(folder: Path, away: Path) -> None:
-    """Move the folder's contents away, leaving it empty (or back again)."""
-    away.mkdir(exist_ok=True)
-    for child in list(folder.iterdir()):
-        shutil.move(child, away / child.name)
 
 
 def remove_all_but_one(folder: Path) -> None:
