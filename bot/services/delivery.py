@@ -654,7 +654,7 @@ class Delivery:
         now = self._clock.now()
         moment = asyncio.get_running_loop().time()
         self._ready = {c: t for c, t in self._ready.items() if t > moment}
-        if not await self._outbox.acquire_lease(LEASE_SENDER, self._owner, now, self._lease_ttl):
+        if not await self._outbox.acquire_lease(LEASE_SENDER, self._owner, self._lease_ttl):
             pending = (await self._outbox.counts())["pending"]
             log.info("the sender lease is held by another process; not draining")
             return DrainReport(locked=True, pending_left=pending)
@@ -707,8 +707,8 @@ class Delivery:
         while True:
             await asyncio.sleep(interval)
             try:
-                held = await self._outbox.acquire_lease(
-                    LEASE_SENDER, self._owner, self._clock.now(), self._lease_ttl)
+                held = await self._outbox.acquire_lease(LEASE_SENDER, self._owner,
+                                                        self._lease_ttl)
             except Exception:
                 log.exception("could not renew the sender lease; stopping this drain")
                 held = False

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from bot.services.ports import Clock
@@ -50,7 +50,8 @@ class ActiveInstance:
         self._owner = owner
         self._clock = clock
         self._ttl = ttl
-        self._until: datetime | None = None  # our lease lasts until then (our clock)
+        self._until: datetime | None = None  # our lease lasts at least until then, by
+        # our clock: the database's expiry is counted from after we asked, on its clock
         self._told: bool | None = None  # what the log last said: active or not
 
     @property
@@ -63,7 +64,10 @@ class ActiveInstance:
 
         Judged by the expiry of the last successful renewal, not by a flag, so a process
         whose renewals fail (database unreachable) stops by itself when another may
-        already have taken over.
+        already have taken over. The database decides the lease on its own clock; this
+        process only compares its own clock with itself (the time it asked + ttl, which
+        ends no later than the database's expiry), so clocks that disagree between hosts
+        cannot make two instances active.
         """
         return self._until is not None and self._clock.now() < self._until
 
@@ -74,10 +78,10 @@ class ActiveInstance:
         runs out at its expiry, as it does for everybody else.
         """
         was = self._told
-        now = self._clock.now()
+        asked = self._clock.now()
         try:
-            if await self._outbox.acquire_lease(LEASE_ACTIVE, self._owner, now, self._ttl):
-                self._until = now + self._ttl
+            if await self._outbox.acquire_lease(LEASE_ACTIVE, self._owner, self._ttl):
+                self._until = asked + self._ttl
         except Exception as exc:
             log.warning("the election of the active instance failed: %s: %s",
                         type(exc).__name__, exc)
@@ -125,7 +129,7 @@ async def reclaim_dead_lease(outbox: OutboxRepo, name: str = LEASE_SENDER) -> st
     taking over) until it expires; a holder on another host (or a live one here) is left
     alone. Owners are `host:pid:random`. Returns the owner freed.
     """
-    holder = await outbox.lease_holder(name, datetime.now(UTC))
+    holder = await outbox.lease_holder(name)
     if holder is None:
         return None
     host, _, rest = holder.partition(":")

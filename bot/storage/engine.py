@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Final
@@ -18,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -216,3 +217,19 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The database's time now, for deadlines that several processes compare (leases,
+    confirmations).
+
+    Why: processes on different hosts disagree by seconds or more, so a deadline written
+    by one and judged by another's clock can hold a lease twice or expire a button at
+    once. PostgreSQL answers with its own clock. SQLite is a file on this host, opened
+    only by processes on this host, so this host's clock is the database's.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        value = await session.scalar(select(func.statement_timestamp()))
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+    return datetime.now(UTC)

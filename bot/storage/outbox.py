@@ -11,7 +11,9 @@ later rows of its chat (:meth:`OutboxRepo.due` leaves them out), so a header is 
 overtaken by its own cards.
 
 The lease table keeps a second process from sending what the first is sending: the
-sender holds the lease ``"sender"`` and renews it while it works.
+sender holds the lease ``"sender"`` and renews it while it works. Lease expiries are
+written and judged on the database's clock (`database_now`), never a process's own, so
+processes whose clocks disagree still agree on who holds a lease.
 
 Every public method is its own short transaction. On SQLite writers begin IMMEDIATE
 (they wait for the write lock instead of failing half-way); on PostgreSQL single
@@ -22,7 +24,7 @@ advisory write lock.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from bot.storage.engine import WRITE, dialect_insert
+from bot.storage.engine import WRITE, database_now, dialect_insert
 from bot.storage.loading import chunked
 from bot.storage.tables import OUTBOX_STATES, LeaseRow, OutboxRow
 
@@ -147,8 +149,15 @@ def _rowcount(result: Any) -> int:
 class OutboxRepo:
     """Deliveries and the sender lease; every public method is one transaction."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        """``clock``: the time leases are judged by; None (always, outside tests) means
+        the database's clock."""
         self._sessions = sessions
+        self._clock = clock
+
+    async def _now(self, session: AsyncSession) -> datetime:
+        return self._clock() if self._clock is not None else await database_now(session)
 
     @asynccontextmanager
     async def _tx(self, *, lock: bool = False) -> AsyncIterator[AsyncSession]:
@@ -382,14 +391,16 @@ class OutboxRepo:
 
     # the lease ---------------------------------------------------------------------------
 
-    async def acquire_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-        """Take or renew the lease until ``now + ttl``; False while someone else holds it.
+    async def acquire_lease(self, name: str, owner: str, ttl: timedelta) -> bool:
+        """Take or renew the lease for ``ttl`` from the database's now; False while
+        someone else holds it.
 
         One conditional UPDATE (free once expired, or already ours), else a first-time
         INSERT that loses quietly to a concurrent one: atomic on both backends.
         """
-        expires = now + ttl
         async with self._tx() as session:
+            now = await self._now(session)
+            expires = now + ttl
             result = await session.execute(
                 update(LeaseRow)
                 .where(LeaseRow.name == name,
@@ -410,8 +421,10 @@ class OutboxRepo:
             await session.execute(delete(LeaseRow).where(LeaseRow.name == name,
                                                          LeaseRow.owner == owner))
 
-    async def lease_holder(self, name: str, now: datetime) -> str | None:
-        """Who holds the lease at ``now`` (None if nobody), for /stats."""
+    async def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease now (None if nobody), for /stats."""
         async with self._read() as session:
             row = await session.get(LeaseRow, name)
-            return row.owner if row is not None and row.expires_at >= now else None
+            if row is None or row.expires_at < await self._now(session):
+                return None
+            return row.owner

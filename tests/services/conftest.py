@@ -15,5 +15,6 @@ from tests.services.world import FakeClock, FakeSender, World
 @pytest.fixture
 def world(engine: AsyncEngine) -> World:
     sessions = make_sessionmaker(engine)
-    return World(ArchiveRepo(sessions), ChatRepo(sessions), OutboxRepo(sessions), FakeSender(),
-                 FakeClock())
+    clock = FakeClock()
+    return World(ArchiveRepo(sessions), ChatRepo(sessions), OutboxRepo(sessions, clock=clock.now),
+                 FakeSender(), clock)

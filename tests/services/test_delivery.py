@@ -16,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.models import Chat, IngestReport
 from bot.domain.tgtext import utf16_len
@@ -35,7 +36,8 @@ from bot.services.ports import (
     Outgoing,
     TransientSendError,
 )
-from bot.storage.outbox import LEASE_SENDER
+from bot.storage.engine import make_sessionmaker
+from bot.storage.outbox import LEASE_SENDER, OutboxRepo
 from tests.fixtures.expected import (
     FIXTURE_DIR,
     FIXTURE_DISTINCT_IDS,
@@ -599,13 +601,13 @@ async def test_no_drain_while_another_owner_holds_the_lease(world: World) -> Non
     await world.chat(1, "NeRF")
     delivery = world.delivery(owner="B")
     await delivery.enqueue_new(new)
-    assert await world.outbox.acquire_lease(LEASE_SENDER, "A", T0, timedelta(seconds=60))
+    assert await world.outbox.acquire_lease(LEASE_SENDER, "A", timedelta(seconds=60))
     report = await delivery.drain()
     assert report == DrainReport(locked=True, pending_left=2)
     assert world.sender.log == []
     world.clock.advance(seconds=61)  # A died: its lease runs out
     assert (await delivery.drain()).sent == 2
-    assert await world.outbox.lease_holder(LEASE_SENDER, world.clock.now()) is None  # released
+    assert await world.outbox.lease_holder(LEASE_SENDER) is None  # released
 
 
 async def test_concurrent_drains_send_everything_once(world: World) -> None:
@@ -621,7 +623,8 @@ async def test_concurrent_drains_send_everything_once(world: World) -> None:
     assert len({(s.chat_id, s.text) for s in world.sender.log}) == len(world.sender.log) == 120
 
 
-async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
+async def test_a_drain_that_loses_its_lease_stops_sending(world: World,
+                                                          engine: AsyncEngine) -> None:
     new = await world.publish("NeRF", DAY1, paper(1))
     for chat_id in range(1, 11):
         await world.chat(chat_id, "NeRF")
@@ -634,9 +637,11 @@ async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
 
     sender = FakeSender(log=world.sender.log)
     sender.send = slow_first  # type: ignore[method-assign]
-    # A's own clock stands still: its renewals (every 10 ms) never reach past T0 + 30 ms,
-    # as when a stalled process cannot renew; B, a second later, finds the lease expired.
-    stalled = world.delivery(owner="A", sender=sender, workers=1, clock=FakeClock(T0),
+    # A's renewals (every 10 ms) are seen at T0 and never reach past T0 + 30 ms, as when
+    # a stalled process cannot renew; B, a second later, finds the lease expired.
+    frozen = FakeClock(T0)
+    stalled = world.delivery(owner="A", sender=sender, workers=1, clock=frozen,
+                             outbox=OutboxRepo(make_sessionmaker(engine), clock=frozen.now),
                              lease_ttl=timedelta(milliseconds=30))
     await stalled.enqueue_new(new)
     draining = asyncio.create_task(stalled.drain())
@@ -653,8 +658,7 @@ async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
     logging.getLogger("bot.services.delivery").addHandler(watcher)
     try:
         world.clock.advance(seconds=1)  # A stalls past its lease, B takes over
-        assert await world.outbox.acquire_lease(LEASE_SENDER, "B", world.clock.now(),
-                                                timedelta(seconds=60))
+        assert await world.outbox.acquire_lease(LEASE_SENDER, "B", timedelta(seconds=60))
         async with asyncio.timeout(5):  # A's renewal notices within a few ms
             await noticed.wait()
     finally:
@@ -662,7 +666,7 @@ async def test_a_drain_that_loses_its_lease_stops_sending(world: World) -> None:
     gate.set()
     report = await draining
     assert report.sent <= 1  # at most what was in flight
-    assert await world.outbox.lease_holder(LEASE_SENDER, world.clock.now()) == "B"
+    assert await world.outbox.lease_holder(LEASE_SENDER) == "B"
     rest = await world.delivery(owner="B").drain()
     assert report.sent + rest.sent == 20
     assert len({(s.chat_id, s.text) for s in world.sender.log}) == len(world.sender.log) == 20
@@ -683,7 +687,7 @@ async def test_a_crash_mid_drain_loses_nothing_and_repeats_only_what_was_in_flig
     # The process died holding the lease. Telegram has every message in the log; the
     # outbox marked those whose answer it had processed. The rest were in flight: the
     # killing send, and at most one more per other worker.
-    await world.outbox.acquire_lease(LEASE_SENDER, "A", world.clock.now(), timedelta(seconds=60))
+    await world.outbox.acquire_lease(LEASE_SENDER, "A", timedelta(seconds=60))
     sent_at_crash = (await world.outbox.counts())["sent"]
     in_flight = len(world.sender.log) - sent_at_crash
     assert 1 <= in_flight <= 4
@@ -727,7 +731,7 @@ async def test_stop_cuts_a_drain_short_and_a_restart_sends_the_rest(world: World
     assert report.locked
     assert not drain.cancelled()
     assert (await stopping.drain()).locked  # and it starts no other
-    assert await world.outbox.lease_holder(LEASE_SENDER, world.clock.now()) is None
+    assert await world.outbox.lease_holder(LEASE_SENDER) is None
     counts = await world.outbox.counts()
     assert counts["sent"] == len(stalled.log) == 5
     assert (counts["pending"], counts["failed"]) == (13, 0)

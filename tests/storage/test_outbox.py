@@ -10,9 +10,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.storage.engine import make_sessionmaker
+from bot.storage.engine import database_now, make_sessionmaker
 from bot.storage.outbox import LEASE_SENDER, NewDelivery, OutboxRepo, SentMark
-from bot.storage.tables import OutboxRow
+from bot.storage.tables import LeaseRow, OutboxRow
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 TTL = timedelta(seconds=60)
@@ -156,29 +156,64 @@ async def test_move_chat_takes_history_along_and_skips_what_the_target_has(
     assert await outbox.enqueue([card(-9, "a")]) == 0
 
 
-async def test_lease_mutual_exclusion_renewal_and_expiry(outbox: OutboxRepo) -> None:
-    assert await outbox.acquire_lease(LEASE_SENDER, "A", T0, TTL)
-    assert not await outbox.acquire_lease(LEASE_SENDER, "B", T0, TTL)
-    assert await outbox.lease_holder(LEASE_SENDER, T0) == "A"
+class StepClock:
+    """The time leases are judged by, moved by the test."""
+
+    def __init__(self) -> None:
+        self.at = T0
+
+    def now(self) -> datetime:
+        return self.at
+
+
+async def test_lease_mutual_exclusion_renewal_and_expiry(engine: AsyncEngine) -> None:
+    clock = StepClock()
+    outbox = OutboxRepo(make_sessionmaker(engine), clock=clock.now)
+    assert await outbox.acquire_lease(LEASE_SENDER, "A", TTL)
+    assert not await outbox.acquire_lease(LEASE_SENDER, "B", TTL)
+    assert await outbox.lease_holder(LEASE_SENDER) == "A"
     # A renews; B still loses just before the renewed expiry.
-    assert await outbox.acquire_lease(LEASE_SENDER, "A", T0 + timedelta(seconds=50), TTL)
-    assert not await outbox.acquire_lease(LEASE_SENDER, "B", T0 + timedelta(seconds=100), TTL)
+    clock.at = T0 + timedelta(seconds=50)
+    assert await outbox.acquire_lease(LEASE_SENDER, "A", TTL)
+    clock.at = T0 + timedelta(seconds=100)
+    assert not await outbox.acquire_lease(LEASE_SENDER, "B", TTL)
     # Once expired, B takes over and A is out.
-    takeover = T0 + timedelta(seconds=111)
-    assert await outbox.acquire_lease(LEASE_SENDER, "B", takeover, TTL)
-    assert not await outbox.acquire_lease(LEASE_SENDER, "A", takeover, TTL)
+    clock.at = T0 + timedelta(seconds=111)
+    assert await outbox.lease_holder(LEASE_SENDER) is None
+    assert await outbox.acquire_lease(LEASE_SENDER, "B", TTL)
+    assert not await outbox.acquire_lease(LEASE_SENDER, "A", TTL)
     await outbox.release_lease(LEASE_SENDER, "A")  # not A's: nothing happens
-    assert await outbox.lease_holder(LEASE_SENDER, takeover) == "B"
+    assert await outbox.lease_holder(LEASE_SENDER) == "B"
     await outbox.release_lease(LEASE_SENDER, "B")
-    assert await outbox.lease_holder(LEASE_SENDER, takeover) is None
-    assert await outbox.acquire_lease(LEASE_SENDER, "A", takeover, TTL)
+    assert await outbox.lease_holder(LEASE_SENDER) is None
+    assert await outbox.acquire_lease(LEASE_SENDER, "A", TTL)
     # Leases are independent by name.
-    assert await outbox.acquire_lease("other", "B", takeover, TTL)
+    assert await outbox.acquire_lease("other", "B", TTL)
+
+
+async def test_leases_run_on_the_database_clock(engine: AsyncEngine) -> None:
+    """Two processes whose clocks are hours apart still see one holder: neither clock
+    is consulted, so the one whose clock runs ahead cannot think the lease expired."""
+    outbox = OutboxRepo(make_sessionmaker(engine))  # no clock: the database's
+    assert await outbox.acquire_lease(LEASE_SENDER, "A", TTL)
+    assert not await outbox.acquire_lease(LEASE_SENDER, "B", TTL)
+    assert await outbox.lease_holder(LEASE_SENDER) == "A"
+    async with make_sessionmaker(engine)() as session:
+        row = await session.get(LeaseRow, LEASE_SENDER)
+        db_now = await database_now(session)
+    assert row is not None
+    # Written from the database's now: it expires one ttl from now, not from a
+    # caller's idea of the time.
+    assert timedelta(0) < row.expires_at - db_now <= TTL
+    # Expired on the database's clock, it is free, whatever a process's clock says.
+    await outbox.acquire_lease("short", "A", timedelta(seconds=-1))
+    assert await outbox.lease_holder("short") is None
+    assert await outbox.acquire_lease("short", "B", TTL)
 
 
 async def test_concurrent_first_acquire_has_one_winner(outbox: OutboxRepo) -> None:
     results = await asyncio.gather(*(
-        outbox.acquire_lease(LEASE_SENDER, f"owner-{i}", T0, TTL) for i in range(8)))
+        outbox.acquire_lease(LEASE_SENDER, f"owner-{i}", TTL) for i in range(8)))
     assert sorted(results) == [False] * 7 + [True]
 
 

@@ -149,8 +149,8 @@ async def test_the_election_in_process(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         await migrate(engine)
-        outbox = OutboxRepo(make_sessionmaker(engine))
         clock = StepClock()
+        outbox = OutboxRepo(make_sessionmaker(engine), clock=clock.now)
         a, b = ActiveInstance(outbox, "A", clock), ActiveInstance(outbox, "B", clock)
         assert await a.elect()  # just became active
         assert not await b.elect()
@@ -167,7 +167,7 @@ async def test_the_election_in_process(database_url: str) -> None:
         assert not await a.elect()
         assert not a.active
         await b.resign()  # a clean shutdown: the next election elsewhere wins at once
-        assert await outbox.lease_holder(LEASE_ACTIVE, clock.now()) is None
+        assert await outbox.lease_holder(LEASE_ACTIVE) is None
         assert await a.elect()
     finally:
         await engine.dispose()
