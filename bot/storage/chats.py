@@ -1,18 +1,28 @@
-"""Chats, their subscriptions and settings, and saved searches: the bot's own state."""
+"""Chats, their subscriptions and settings, saved searches and pending confirmations:
+the bot's own state.
+
+Saved searches and confirmations expire on the database's clock, so every process of
+one bot agrees on what has expired.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import secrets
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from typing import Any
+from datetime import timedelta
+from typing import Any, Final
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.models import Chat
-from bot.storage.engine import WRITE
-from bot.storage.tables import ChatRow, SavedQueryRow, SubscriptionRow
+from bot.storage.engine import WRITE, database_now
+from bot.storage.tables import ChatRow, ConfirmationRow, SavedQueryRow, SubscriptionRow
+
+SAVED_QUERY_TTL: Final = timedelta(days=7)
+"""How long a search's ◀ ▶ buttons work after the search was last run."""
 
 SETTING_FIELDS = frozenset({"mode", "daily_time", "timezone", "include", "exclude", "style",
                             "lang", "thread_id", "title", "kind"})
@@ -207,14 +217,59 @@ class ChatRepo:
             return {kind: count for kind, count in rows.all()}
 
     async def save_query(self, chat_id: int, text: str) -> int:
-        """Remember a search so paging buttons carry only its id."""
+        """Remember a search so paging buttons carry only its id.
+
+        The same search run again in the same chat reuses its row (and its buttons live
+        on); expired rows of every chat are removed on the way.
+        """
         async with self._write() as session:
-            row = SavedQueryRow(chat_id=chat_id, text=text)
-            session.add(row)
+            now = await database_now(session)
+            await session.execute(delete(SavedQueryRow).where(or_(
+                SavedQueryRow.used_at.is_(None), SavedQueryRow.used_at < now - SAVED_QUERY_TTL)))
+            row = await session.scalar(select(SavedQueryRow).where(
+                SavedQueryRow.chat_id == chat_id, SavedQueryRow.text == text).limit(1))
+            if row is None:
+                row = SavedQueryRow(chat_id=chat_id, text=text)
+                session.add(row)
+            row.used_at = now
             await session.flush()
             return row.id
 
-    async def saved_query(self, query_id: int) -> str | None:
+    async def saved_query(self, query_id: int, chat_id: int) -> str | None:
+        """The search behind a paging button, if it is this chat's and has not expired."""
         async with self._sessions() as session, session.begin():
             row = await session.get(SavedQueryRow, query_id)
-            return row.text if row else None
+            if row is None or row.chat_id != chat_id or row.used_at is None:
+                return None
+            if row.used_at < await database_now(session) - SAVED_QUERY_TTL:
+                return None
+            return row.text
+
+    async def ask(self, action: str, user_id: int, payload: Mapping[str, Any],
+                  ttl: timedelta) -> str:
+        """Store a question that ``user_id`` answers with a button; returns its token.
+
+        Expired questions are removed on the way.
+        """
+        token = secrets.token_hex(8)
+        async with self._write() as session:
+            now = await database_now(session)
+            await session.execute(delete(ConfirmationRow).where(
+                ConfirmationRow.expires_at < now))
+            session.add(ConfirmationRow(token=token, action=action, user_id=user_id,
+                                        payload=dict(payload), expires_at=now + ttl))
+        return token
+
+    async def answer(self, token: str, action: str, user_id: int) -> dict[str, Any] | None:
+        """Take the question behind a button: its payload once, to its asker only, before
+        it expires; None otherwise (twice pressed, another person, too late)."""
+        async with self._write() as session:
+            row = await session.get(ConfirmationRow, token)
+            if row is None or row.action != action or row.user_id != user_id:
+                return None
+            payload, expired = dict(row.payload), row.expires_at < await database_now(session)
+            taken = await session.execute(delete(ConfirmationRow).where(
+                ConfirmationRow.token == token))
+            if expired or not getattr(taken, "rowcount", 0):
+                return None
+            return payload

@@ -42,6 +42,32 @@ NAMING_CONVENTION = {
 }
 
 
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware UTC datetime on both backends.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so values are stored as
+    naive UTC (SQLAlchemy's fixed-width text, which compares correctly as text) and
+    come back aware. Naive datetimes are refused rather than guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: use an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 class Base(DeclarativeBase):
     """Declarative base; its metadata is Alembic's target."""
 
@@ -218,13 +244,18 @@ class SubscriptionRow(Base):
 
 
 class SavedQueryRow(Base):
-    """A search a chat ran, so ◀ ▶ buttons can carry a short id instead of the query."""
+    """A search a chat ran, so ◀ ▶ buttons can carry a short id instead of the query.
+
+    Only the chat that ran it may page it, and only for SAVED_QUERY_TTL after it was last
+    used (migration 0007); rows from before that have no ``used_at`` and count as expired.
+    """
 
     __tablename__ = "saved_queries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
     text: Mapped[str]
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 # --- delivery: the outbox and the sender lease (migration 0003) ---------------------------
@@ -232,32 +263,6 @@ class SavedQueryRow(Base):
 OUTBOX_STATES = ("pending", "sent", "failed", "cancelled")
 OUTBOX_KINDS = ("header", "card")
 OUTBOX_REASONS = ("new", "repost")
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """An aware UTC datetime on both backends.
-
-    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so values are stored as
-    naive UTC (SQLAlchemy's fixed-width text, which compares correctly as text) and
-    come back aware. Naive datetimes are refused rather than guessed.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: use an aware UTC datetime")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class OutboxRow(Base):
@@ -310,6 +315,21 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ConfirmationRow(Base):
+    """A question a person must confirm with a button ("Repost 12 papers to 300 chats?"),
+    kept in the database so whichever process gets the press can act on it (migration
+    0007). Expires on the database's clock; expired rows are removed when the next is
+    asked."""
+
+    __tablename__ = "confirmations"
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    action: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class ListingRow(Base):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.storage.chats import ChatRepo
+from bot.storage.chats import SAVED_QUERY_TTL, ChatRepo
 from bot.storage.engine import make_sessionmaker
+from bot.storage.tables import ConfirmationRow, SavedQueryRow
 
 
 @pytest.fixture
@@ -79,5 +84,53 @@ async def test_group_migration_keeps_the_subscription(chats: ChatRepo) -> None:
 
 async def test_saved_queries_round_trip(chats: ChatRepo) -> None:
     qid = await chats.save_query(1, 'tag:NeRF "neural fields"')
-    assert await chats.saved_query(qid) == 'tag:NeRF "neural fields"'
-    assert await chats.saved_query(qid + 1000) is None
+    assert await chats.saved_query(qid, 1) == 'tag:NeRF "neural fields"'
+    assert await chats.saved_query(qid + 1000, 1) is None
+    # The same search again reuses its row: buttons already sent keep working.
+    assert await chats.save_query(1, 'tag:NeRF "neural fields"') == qid
+
+
+async def test_a_saved_query_is_only_its_chats(chats: ChatRepo) -> None:
+    """Paging buttons carry a number; another chat guessing it learns nothing."""
+    qid = await chats.save_query(1, "secret project")
+    assert await chats.saved_query(qid, 2) is None
+    other = await chats.save_query(2, "secret project")
+    assert other != qid
+    assert await chats.saved_query(other, 2) == "secret project"
+
+
+async def test_saved_queries_expire(chats: ChatRepo, engine: AsyncEngine) -> None:
+    qid = await chats.save_query(1, "old search")
+    async with make_sessionmaker(engine).begin() as session:  # a week and a bit ago
+        await session.execute(update(SavedQueryRow).values(
+            used_at=datetime.now(UTC) - SAVED_QUERY_TTL - timedelta(minutes=1)))
+    assert await chats.saved_query(qid, 1) is None
+    await chats.save_query(1, "new search")  # cleans expired rows on the way
+    async with make_sessionmaker(engine)() as session:
+        texts = (await session.scalars(select(SavedQueryRow.text))).all()
+    assert texts == ["new search"]
+
+
+async def test_confirmations_are_answered_once_by_their_asker(chats: ChatRepo) -> None:
+    token = await chats.ask("repost", 7, {"args": ["2024-02-01"]}, timedelta(minutes=10))
+    assert await chats.answer(token, "repost", 8) is None  # someone else
+    assert await chats.answer(token, "other", 7) is None  # another kind of question
+    assert await chats.answer(token, "repost", 7) == {"args": ["2024-02-01"]}
+    assert await chats.answer(token, "repost", 7) is None  # answered already
+    assert await chats.answer("nonsense", "repost", 7) is None
+
+
+async def test_confirmations_expire_and_are_cleaned_up(chats: ChatRepo,
+                                                       engine: AsyncEngine) -> None:
+    late = await chats.ask("repost", 7, {}, timedelta(seconds=-1))  # expired at once
+    assert await chats.answer(late, "repost", 7) is None
+    stale = await chats.ask("repost", 7, {}, timedelta(seconds=-1))
+    await chats.ask("repost", 7, {}, timedelta(minutes=10))
+    async with make_sessionmaker(engine)() as session:
+        assert await session.get(ConfirmationRow, stale) is None  # removed by the next ask
+
+
+async def test_concurrent_answers_take_a_confirmation_once(chats: ChatRepo) -> None:
+    token = await chats.ask("repost", 7, {"n": 1}, timedelta(minutes=10))
+    answers = await asyncio.gather(*(chats.answer(token, "repost", 7) for _ in range(6)))
+    assert [a for a in answers if a is not None] == [{"n": 1}]

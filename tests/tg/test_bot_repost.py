@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest
-from tests.tg.botapi_server import FakeChat
+from pathlib import Path
+
+from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest, running_bot
+from tests.tg.botapi_server import FakeBotApi, FakeChat
 
 
 async def subscribers(bot: BotUnderTest, n: int, tag: str = "NeRF") -> list[FakeChat]:
@@ -69,6 +71,49 @@ async def test_cancel_sends_nothing(bot: BotUnderTest) -> None:
     await bot.settle()
     assert s.edits[-1].plain_text == "Repost cancelled."
     assert all(not s.sent_to(r.id) for r in readers)
+
+
+async def test_a_confirmation_outlives_the_process_that_asked(
+    botapi: FakeBotApi, tmp_path: Path,
+) -> None:
+    """Asked by one process, pressed in another (a restart, or the next instance behind
+    a load balancer): the question is in the database, not in a process's memory."""
+    async with running_bot(tmp_path, botapi) as first:
+        readers = await subscribers(first, 11)
+        chat, op = operator(first)
+        botapi.send_command(chat, op, "/repost 2402.00002")
+        await first.settle()
+        question = botapi.sent_to(chat.id)[-1]
+        ok, _cancel = question.callback_data
+    async with running_bot(tmp_path, botapi, ingest=False) as second:
+        # A double tap: the first press sends, the second finds the question answered.
+        presses = [botapi.press_button(chat, op, question.message_id, ok) for _ in range(2)]
+        await second.settle()
+        assert all(len(botapi.sent_to(r.id)) == 1 for r in readers)
+        answers = [botapi.callback_answers[p].text or "" for p in presses]
+        assert ["expired" in a for a in answers] == [False, True]
+
+
+async def test_only_the_operator_who_asked_can_confirm(botapi: FakeBotApi,
+                                                       tmp_path: Path) -> None:
+    second_operator = OPERATOR_ID + 1
+    async with running_bot(tmp_path, botapi,
+                           admin_ids=frozenset({OPERATOR_ID, second_operator})) as bot:
+        readers = await subscribers(bot, 11)
+        op = botapi.user("Operator", user_id=OPERATOR_ID)
+        other = botapi.user("Other operator", user_id=second_operator)
+        room = botapi.add_chat(botapi.group("Operators"))
+        botapi.send_command(room, op, "/repost 2402.00002")
+        await bot.settle()
+        question = botapi.sent_to(room.id)[-1]
+        ok, _cancel = question.callback_data
+        pressed = botapi.press_button(room, other, question.message_id, ok)
+        await bot.settle()
+        assert "expired" in (botapi.callback_answers[pressed].text or "")
+        assert all(not botapi.sent_to(r.id) for r in readers)
+        botapi.press_button(room, op, question.message_id, ok)  # still the asker's
+        await bot.settle()
+        assert all(len(botapi.sent_to(r.id)) == 1 for r in readers)
 
 
 async def test_where_one_chat_or_a_channel(bot: BotUnderTest) -> None:

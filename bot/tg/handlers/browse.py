@@ -352,7 +352,7 @@ class Browse:
         assert query is not None
         chat = await current_chat(update, self.deps)
         parsed = parse_page_data(query.data or "")
-        text = await self.deps.chats.saved_query(parsed[0]) if parsed else None
+        text = await self.deps.chats.saved_query(parsed[0], chat.chat_id) if parsed else None
         if parsed is None or text is None:
             await query.answer(tr(COMMON, chat.lang, "expired"), show_alert=True)
             return

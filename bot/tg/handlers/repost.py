@@ -1,17 +1,18 @@
 """`/repost TARGET [WHERE]`: an operator sends papers again, even where they were delivered.
 
-Above REPOST_CONFIRM chats the bot asks first (a button); then the handler answers with
-one progress message and the sending runs in the background, editing that message as
-the outbox drains and ending with a summary.
+Above REPOST_CONFIRM chats the bot asks first (a button). The question is stored in the
+database for CONFIRM_TTL, so the press works whichever process of the bot receives it,
+and only for the operator who asked. Then the handler answers with one progress
+message and the sending runs in the background, editing that message as the outbox
+drains and ending with a summary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from datetime import timedelta
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 REPOST_CONFIRM = 10
 """Chats above which a repost waits for the operator's confirmation."""
+
+CONFIRM_TTL = timedelta(minutes=10)
+"""How long a "Repost N papers to M chats?" button works."""
 
 PROGRESS_EVERY = 2.0
 """Seconds between edits of the progress message (Telegram frowns on faster edits)."""
@@ -85,16 +89,6 @@ TEXTS = {
 Papers = Sequence[DigestPapers] | Sequence[ArchivedPaper]
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """A repost waiting for the operator's button."""
-
-    user_id: int
-    papers: Papers
-    count: int
-    chats: int
-
-
 def _count(papers: Papers) -> int:
     return sum(len(p.papers) if isinstance(p, DigestPapers) else 1 for p in papers)
 
@@ -104,7 +98,6 @@ class Repost:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self._pending: dict[str, _Pending] = {}
 
     def _papers_text(self, lang: str, n: int) -> str:
         return tr(TEXTS, lang, "papers_one") if n == 1 else tr(TEXTS, lang, "papers_many", n=n)
@@ -146,8 +139,8 @@ class Repost:
                                             target=request.describe()))
                 return
             if audience > REPOST_CONFIRM:
-                token = secrets.token_hex(6)
-                self._pending[token] = _Pending(user.id, papers, count, audience)
+                token = await self.deps.chats.ask("repost", user.id, {"args": context.args},
+                                                  CONFIRM_TTL)
                 keyboard = InlineKeyboardMarkup([[
                     button(tr(TEXTS, lang, "send", chats=audience), f"rp:ok:{token}"),
                     button(tr(TEXTS, lang, "cancel"), f"rp:no:{token}"),
@@ -171,22 +164,32 @@ class Repost:
         _, answer, token = ([*query.data.split(":"), "", ""])[:3]
         user_id = query.from_user.id
         lang = "zh" if (query.from_user.language_code or "").startswith("zh") else "en"
-        pending = self._pending.get(token)
-        if pending is None or pending.user_id != user_id or not self.deps.is_operator(user_id):
+        if not self.deps.is_operator(user_id):
             await query.answer(tr(TEXTS, lang, "expired"), show_alert=True)
             return
-        del self._pending[token]
+        asked = await self.deps.chats.answer(token, "repost", user_id)
+        if asked is None:
+            await query.answer(tr(TEXTS, lang, "expired"), show_alert=True)
+            return
         await query.answer()
         if not isinstance(query.message, Message):
             return
         if answer != "ok":
             await query.edit_message_text(tr(TEXTS, lang, "cancelled"))
             return
+        try:  # the same target again: the archive may have changed since the question
+            papers = await self._papers(parse_repost([str(a) for a in asked.get("args", [])]))
+        except (BadRepost, UnknownTag):
+            papers = []
+        count = _count(papers)
+        audience = len(await self.deps.delivery.repost_audience(papers)) if count else 0
+        if not audience:
+            await query.edit_message_text(tr(TEXTS, lang, "cancelled"))
+            return
         await query.edit_message_text(
-            tr(TEXTS, lang, "queued", papers=self._papers_text(lang, pending.count),
-               chats=pending.chats))
-        in_background(context, self._send(query.message, lang, pending.papers, pending.count,
-                                          None), "repost", update)
+            tr(TEXTS, lang, "queued", papers=self._papers_text(lang, count), chats=audience))
+        in_background(context, self._send(query.message, lang, papers, count, None),
+                      "repost", update)
 
     async def _papers(self, request: RepostRequest) -> Papers:
         archive = self.deps.archive
