@@ -529,6 +529,33 @@ class Delivery:
                      moved)
         return moved
 
+    async def unfollowed(self, chat: Chat) -> int:
+        """The chat stopped following some topics (or changed its filters): its queued
+        new papers that it no longer wants are cancelled now, not when they come due,
+        and a digest header left without cards with them. A paper that another followed
+        topic also lists stays. Returns how many rows were cancelled."""
+        queued = [item for item in await self._outbox.for_chat(chat.chat_id, state="pending")
+                  if item.reason == "new"]
+        if not queued:
+            return 0
+        dropped: list[int] = []
+        kept: set[str | None] = set()
+        for item in queued:
+            if item.kind != "card" or not item.arxiv_id:
+                continue
+            paper = await self._archive.get_paper(item.arxiv_id)
+            if paper is None or not wants(chat, paper):
+                dropped.append(item.id)
+            else:
+                kept.add(item.digest_path)
+        dropped += [item.id for item in queued
+                    if item.kind == "header" and item.digest_path not in kept]
+        cancelled = await self._outbox.cancel_many(dropped, "the chat no longer follows it")
+        if cancelled:
+            log.info("chat %d no longer follows %d queued rows: cancelled", chat.chat_id,
+                     cancelled)
+        return cancelled
+
     async def repost_audience(
         self, papers: Sequence[DigestPapers] | Sequence[ArchivedPaper]
     ) -> list[Chat]:

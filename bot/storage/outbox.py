@@ -357,6 +357,17 @@ class OutboxRepo:
                     state="cancelled", last_error=_error(reason), next_attempt_at=None))
             return _rowcount(result) == 1
 
+    async def cancel_many(self, row_ids: Sequence[int], reason: str) -> int:
+        """Cancel these rows where still pending; returns how many were."""
+        cancelled = 0
+        async with self._tx() as session:
+            for part in chunked(list(row_ids), PAIR_CHUNK):
+                result = await session.execute(update(OutboxRow).where(
+                    OutboxRow.id.in_(part), OutboxRow.state == "pending").values(
+                        state="cancelled", last_error=_error(reason), next_attempt_at=None))
+                cancelled += _rowcount(result)
+        return cancelled
+
     async def cancel_chat(self, chat_id: int, reason: str = "chat is gone") -> int:
         """Cancel every pending row of a chat; returns how many."""
         async with self._tx() as session:

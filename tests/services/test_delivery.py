@@ -367,6 +367,49 @@ async def test_rows_a_chat_no_longer_wants_are_cancelled_when_due(world: World) 
         "the chat no longer follows this paper"}
 
 
+async def test_unfollowing_cancels_its_queued_rows_at_once(world: World) -> None:
+    """Unsubscribing cancels the rows of that topic right away (a daily chat would
+    otherwise keep them until its time), except a paper another followed topic lists."""
+    shared = paper(3, "Listed in both")
+    new = (await world.publish("NeRF", DAY1, paper(1), shared)
+           + await world.publish("3DGS", DAY1, paper(2), shared))
+    await world.chat(1, "NeRF", "3DGS", mode="daily", daily_time="08:00", timezone="UTC")
+    delivery = world.delivery()
+    assert await delivery.enqueue_new(new) == 5  # two headers, three papers once each
+    chat = await world.chats.unsubscribe(1, ["NeRF"])
+    # Digests go in topic order, so "Listed in both" was queued under 3DGS: the NeRF
+    # digest loses paper 1 and, left empty, its header.
+    assert await delivery.unfollowed(chat) == 2
+    left = await world.outbox.for_chat(1, state="pending")
+    assert [(r.kind, r.arxiv_id) for r in left] == [
+        ("header", None), ("card", "2406.00002"), ("card", "2406.00003")]
+    chat = await world.chats.subscribe(1, ["NeRF"])
+    chat = await world.chats.unsubscribe(1, ["3DGS"])
+    # Paper 2 goes; "Listed in both" is NeRF's too, so it stays with the header it
+    # was queued under.
+    assert await delivery.unfollowed(chat) == 1
+    left = await world.outbox.for_chat(1, state="pending")
+    assert [(r.kind, r.arxiv_id) for r in left] == [("header", None), ("card", "2406.00003")]
+    chat = await world.chats.unsubscribe(1, ["NeRF"])
+    assert await delivery.unfollowed(chat) == 2
+    assert await world.outbox.for_chat(1, state="pending") == []
+    world.clock.advance(days=1)
+    assert (await delivery.drain()).sent == 0
+    assert world.sender.log == []
+
+
+async def test_a_new_filter_cancels_queued_papers_it_leaves_out(world: World) -> None:
+    new = await world.publish("NeRF", DAY1, paper(1, "Gaussian fields"), paper(2))
+    await world.chat(1, "NeRF", mode="daily", daily_time="08:00", timezone="UTC")
+    delivery = world.delivery()
+    assert await delivery.enqueue_new(new) == 3
+    chat = await world.chats.update_settings(1, exclude=("gaussian",))
+    assert await delivery.unfollowed(chat) == 1
+    world.clock.advance(days=1)
+    await delivery.drain()
+    assert kinds(world.sender.to(1)) == ["H:NeRF 2", "Paper number 2"]
+
+
 # --------------------------------------------------------------------------- failures
 
 

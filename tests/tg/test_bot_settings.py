@@ -368,6 +368,25 @@ def test_parsers() -> None:
     assert split_keywords("扩散模型，NeRF、nerf") == ["扩散模型", "NeRF"]
 
 
+async def test_unsubscribing_drops_what_was_queued_for_later(bot: BotUnderTest) -> None:
+    """A daily chat unsubscribes before its time: the papers it queued are cancelled at
+    once, and nothing reaches it at its daily time."""
+    s = bot.server
+    user = s.user("Erin")
+    chat = s.private_chat(user)
+    s.send_command(chat, user, "/subscribe NeRF")
+    s.send_command(chat, user, "/settings daily 09:00")
+    await bot.settle()
+    add_digest(bot.digest_dir, "NeRF", date(2024, 6, 20),
+               [SynthPaper("2406.40002", "Queued Paper")])
+    await scan_once(bot.deps.ingestor, bot.deps.scan_status)
+    assert len(await bot.deps.outbox.for_chat(chat.id, state="pending")) == 2
+    s.send_command(chat, user, "/unsubscribe NeRF")
+    await bot.settle()
+    assert await bot.deps.outbox.for_chat(chat.id, state="pending") == []
+    assert_clean(s)
+
+
 async def test_queued_papers_follow_a_switch_to_instant(bot: BotUnderTest) -> None:
     """Papers waiting for a daily delivery go at once when the chat switches to instant
     (and wait again when it switches back), whether by text or by button."""

@@ -449,10 +449,13 @@ class SettingsMenu:
     # -- permissions -----------------------------------------------------------------
 
     async def _update(self, chat_id: int, **values: Any) -> Chat:
-        """Change settings; rows already queued follow a new delivery time."""
+        """Change settings; rows already queued follow a new delivery time, and queued
+        papers that new filters leave out are dropped."""
         chat = await self.deps.chats.update_settings(chat_id, **values)
         if values.keys() & {"mode", "daily_time", "timezone"}:
             await self.deps.delivery.reschedule(chat)
+        if values.keys() & {"include", "exclude"}:
+            await self.deps.delivery.unfollowed(chat)
         return chat
 
     async def _may_change(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:

@@ -196,7 +196,8 @@ class Subscriptions:
             return
         message, chat, args = found
         if args[0].lower() in EVERYTHING:
-            await self.deps.chats.unsubscribe(chat.chat_id, everything=True)
+            chat = await self.deps.chats.unsubscribe(chat.chat_id, everything=True)
+            await self.deps.delivery.unfollowed(chat)
             await message.reply_text(tr(TEXTS, chat.lang, "unsubscribed_all"))
             return
         tags, error = await self._resolve(split_tag_args(" ".join(args)))
@@ -210,6 +211,7 @@ class Subscriptions:
                                                           thread_id=chat.thread_id)
         else:
             chat = await self.deps.chats.unsubscribe(chat.chat_id, tags)
+        await self.deps.delivery.unfollowed(chat)
         await message.reply_text(tr(TEXTS, chat.lang, "unsubscribed", tags=", ".join(tags))
                                  + "\n" + self._following(chat))
 
@@ -288,6 +290,7 @@ class Subscriptions:
                 chat.chat_id, sorted(followed), everything=followed >= set(names),
                 thread_id=thread_of(update) or chat.thread_id)
             shown = toggle_page_of(names, tag)
+        await self.deps.delivery.unfollowed(chat)
         await query.answer(truncate(note, 200))  # 200 UTF-16 units, not code points
         if message is not None:
             if message.text == tr(TEXTS, chat.lang, "choose"):
@@ -366,7 +369,8 @@ class Subscriptions:
         await self.deps.chats.ensure(target.id, str(target.type), target.title or channel,
                                      lang=chat.lang)
         if not subscribe:
-            await self.deps.chats.unsubscribe(target.id, everything=True)
+            await self.deps.delivery.unfollowed(
+                await self.deps.chats.unsubscribe(target.id, everything=True))
             await message.reply_text(tr(TEXTS, chat.lang, "channel_off", channel=channel))
             return
         if not names or names[0].lower() in EVERYTHING:
