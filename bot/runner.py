@@ -80,13 +80,15 @@ def assemble(settings: Settings, *, elected: bool = False,
     bot = make_bot(settings, polling)
     owner = sender_owner()
     active = ActiveInstance(outbox, owner, SystemClock())
+    sender = TelegramSender(bot)
     delivery = Delivery(
-        archive, chats, outbox, TelegramSender(bot), SystemClock(),
+        archive, chats, outbox, sender, SystemClock(),
         default_tz=settings.timezone, default_daily_time=settings.daily_time,
         blog_base_url=settings.blog_base_url,
         owner=owner,
         max_age=timedelta(hours=settings.delivery_max_age),
         may_send=(lambda: active.active) if elected else None,
+        notifier=sender,
     )
     deps = Deps(settings, archive, chats, ingestor, outbox, delivery, ScanStatus())
 

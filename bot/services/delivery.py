@@ -51,6 +51,7 @@ from bot.domain.rendering import render_card
 from bot.domain.tgtext import MAX_MESSAGE_LEN, clean_text, escape, truncate, validate_telegram_html
 from bot.errors import ChatGone, ChatPaused
 from bot.services.ports import (
+    AdminNotifier,
     ChatMigrated,
     Clock,
     FloodWait,
@@ -156,6 +157,24 @@ def render_header(topic: str, day: date | str | None, papers: int, *, lang: str 
         parts.append(escape(day.isoformat() if isinstance(day, date) else str(day)))
     parts.append(escape(words[index].format(n=papers)))
     return "📚 " + " · ".join(parts)
+
+
+_PAUSED_WORDS = {
+    "en": ("⏸ <b>I can't post the new papers in {title}</b> for now: {reason}\n\n"
+           "They wait and I try again every hour. Reopen the topic or give me the right to "
+           "send messages, and they arrive in order. (I say this once.)"),
+    "zh": ("⏸ <b>暂时无法在 {title} 发布新论文</b>：{reason}\n\n"
+           "论文会保留，我每小时重试一次。重新打开话题或授予我发送消息的权限后，它们会按顺序送达。"
+           "（此提示只发一次。）"),
+}
+
+
+def render_paused_notice(title: str, reason: str, *, lang: str = "en") -> str:
+    """What a paused chat's admins are told once: why, and that nothing is lost."""
+    words = _PAUSED_WORDS.get(lang.lower().replace("_", "-").split("-")[0],
+                              _PAUSED_WORDS["en"])
+    return words.format(title=escape(truncate(clean_text(title).strip() or "this chat", 100)),
+                        reason=escape(truncate(clean_text(reason).strip(), 300)))
 
 
 _TAG_RE = re.compile(r"<[^>]*>")
@@ -409,6 +428,7 @@ class Delivery:
         chat_buffer: int = 64,
         buffer_rows: int = BUFFER_ROWS,
         may_send: Callable[[], bool] | None = None,
+        notifier: AdminNotifier | None = None,
     ) -> None:
         if min(workers, page_size, chat_buffer, buffer_rows) < 1:
             raise ValueError("workers, page_size, chat_buffer and buffer_rows must be >= 1")
@@ -437,6 +457,7 @@ class Delivery:
         # Several processes on one database: only the active instance sends (see
         # bot.services.leader); None (one process, the tests) always may.
         self._may_send = may_send
+        self._notifier = notifier
         # Many chats' rows at once: each chat may only get a message a second, so the
         # rate a drain can reach is about the number of chats it has rows of.
         self._buffer_rows = max(buffer_rows, workers)
@@ -940,8 +961,21 @@ class Delivery:
         await self._outbox.mark_retry(item.id, exc.reason, now + self._pause_retry,
                                       count_attempt=False)
         run.retried += 1
+        if item.last_error == exc.reason:  # the hourly retry of a pause already told
+            return _Next.STOP
         log.warning("chat %d cannot be posted to for now (%s): its deliveries wait and are "
                     "tried again in %s", chat.chat_id, exc.reason, self._pause_retry)
+        if self._notifier is not None:
+            html = render_paused_notice(chat.title, exc.reason, lang=chat.lang)
+            try:
+                told = await self._notifier.tell_admins(
+                    chat, Outgoing(html=html, plain_fallback=plain_text(html)))
+            except Exception:
+                log.exception("BUG: telling the admins of paused chat %d failed",
+                              chat.chat_id)
+                told = False
+            log.info("the admins of paused chat %d were %s", chat.chat_id,
+                     "told" if told else "not reachable (no place the bot may write)")
         return _Next.STOP
 
     async def _transient(self, chat: Chat, item: OutboxItem, exc: TransientSendError,

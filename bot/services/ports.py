@@ -27,6 +27,7 @@ from bot.domain.rendering import Button
 from bot.errors import ChatGone, PaperfeedError
 
 __all__ = [
+    "AdminNotifier",
     "ChatGone",
     "ChatMigrated",
     "Clock",
@@ -114,6 +115,19 @@ class Sender(Protocol):
     """
 
     async def send(self, chat: Chat, message: Outgoing) -> int: ...
+
+
+class AdminNotifier(Protocol):
+    """Tells the people who run a chat something about it, where the bot can reach them.
+
+    Used when a chat is paused (a closed topic, a right taken away): the chat itself may
+    not be writable, so the notifier tries what it can (the group's General topic, the
+    admins' private chats with the bot). Never raises for Telegram's refusals.
+    """
+
+    async def tell_admins(self, chat: Chat, message: Outgoing) -> bool:
+        """True when at least one place took the message."""
+        ...
 
 
 class Clock(Protocol):

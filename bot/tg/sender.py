@@ -72,6 +72,8 @@ _PAUSED: Final = (
 subscribed and its rows wait (a topic may reopen, an admin may give the right back)."""
 
 _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
+MAX_ADMINS_TOLD: Final = 10
+"""Private messages at most per notice: a large group's admins are told, not spammed."""
 Buttons = tuple[tuple[Button, ...], ...]
 
 
@@ -134,6 +136,42 @@ class TelegramSender:
         except tg_error.TelegramError as exc:  # NetworkError (5xx, dropped connections), ...
             raise TransientSendError(exc.message or type(exc).__name__) from exc
         return sent.message_id
+
+
+    async def tell_admins(self, chat: Chat, message: Outgoing) -> bool:
+        """Implements bot.services.ports.AdminNotifier: a paused chat's people hear why.
+
+        A closed or deleted topic leaves the rest of a forum writable, so the General
+        topic is tried first; then each human admin in their private chat with the bot,
+        which works for those who have started it. Every refusal is expected and quiet.
+        """
+        text, parse_mode = (message.plain_fallback, None) if message.html is None else (
+            message.html, ParseMode.HTML)
+        if chat.thread_id is not None:
+            try:
+                await self._bot.send_message(chat_id=chat.chat_id, text=text,
+                                             parse_mode=parse_mode,
+                                             link_preview_options=_NO_PREVIEW,
+                                             **self._priority)
+                return True
+            except tg_error.TelegramError:
+                pass
+        try:
+            admins = await self._bot.get_chat_administrators(chat.chat_id, **self._priority)
+        except tg_error.TelegramError:
+            return False
+        told = False
+        people = [a.user for a in admins if not a.user.is_bot][:MAX_ADMINS_TOLD]
+        for person in people:
+            try:
+                await self._bot.send_message(chat_id=person.id, text=text,
+                                             parse_mode=parse_mode,
+                                             link_preview_options=_NO_PREVIEW,
+                                             **self._priority)
+                told = True
+            except tg_error.TelegramError:
+                continue
+        return told
 
 
 @functools.lru_cache(maxsize=256)

@@ -83,10 +83,12 @@ class LaterClock:
 def later_delivery(bot: BotUnderTest, clock: LaterClock) -> Delivery:
     """The drain of a later minute: same database, same bot (and rate limiter)."""
     deps = bot.deps
-    return Delivery(deps.archive, deps.chats, deps.outbox, TelegramSender(bot.app.bot), clock,
+    sender = TelegramSender(bot.app.bot)
+    return Delivery(deps.archive, deps.chats, deps.outbox, sender, clock,
                     default_tz=deps.settings.timezone,
                     default_daily_time=deps.settings.daily_time,
-                    blog_base_url=deps.settings.blog_base_url, owner="a later minute")
+                    blog_base_url=deps.settings.blog_base_url, owner="a later minute",
+                    notifier=sender)
 
 
 async def stats_text(bot: BotUnderTest) -> str:
@@ -330,21 +332,28 @@ async def test_a_closed_topic_waits_and_gets_what_it_missed_once_reopened(
     add_digest(bot.digest_dir, "NeRF", DAY, PAPERS)
     await scan_once(bot.deps.ingestor, bot.deps.scan_status)  # queues and drains
     expected = expected_digest("NeRF", DAY, IDS)
-    assert delivered(s, forum.id) == []
     assert delivered(s, reader.id) == expected  # other chats are not held up
     stored = await bot.deps.chats.get(forum.id)
     assert stored is not None
     assert stored.active
     assert {r.state for r in await bot.deps.outbox.for_chat(forum.id)} == {"pending"}
+    # The group is told once, in its General topic (the rest of the forum is writable).
+    [notice] = s.sent_to(forum.id)
+    assert notice.message_thread_id is None
+    assert "can't post the new papers in Paper club" in (notice.plain_text or "")
+    assert "topic_closed" in (notice.plain_text or "").lower()
+    clock = LaterClock(timedelta(hours=1, minutes=1))  # the hourly retry, still closed
+    assert (await later_delivery(bot, clock).drain()).sent == 0
+    assert len(s.sent_to(forum.id)) == 1  # not told again
 
     s.reopen_topic(forum, topic)
-    clock = LaterClock(timedelta(minutes=30))
+    clock.ahead = timedelta(hours=1, minutes=30)
     assert (await later_delivery(bot, clock).drain()).sent == 0  # not yet time to retry
-    clock.ahead = timedelta(hours=1, minutes=1)
+    clock.ahead = timedelta(hours=2, minutes=2)
     report = await later_delivery(bot, clock).drain()
     assert report.sent == len(expected)
-    assert delivered(s, forum.id) == expected
-    assert all(m.message_thread_id == topic for m in s.sent_to(forum.id))
+    assert delivered(s, forum.id)[1:] == expected
+    assert all(m.message_thread_id == topic for m in s.sent_to(forum.id)[1:])
 
 
 async def test_a_bot_without_the_right_to_send_keeps_the_subscription(
@@ -352,6 +361,11 @@ async def test_a_bot_without_the_right_to_send_keeps_the_subscription(
 ) -> None:
     s = bot.server
     group = await subscribed_group(bot, s.supergroup("Strict group"), ["NeRF"])
+    # Two admins: one has started the bot (a private chat it may write to), one has not.
+    reachable, unreachable = s.user("Owner"), s.user("Silent admin")
+    s.add_chat(s.private_chat(reachable))
+    s.set_member(group, reachable, "creator")
+    s.set_member(group, unreachable, "administrator")
     s.set_bot_status(group, "restricted", can_send_messages=False)
     add_digest(bot.digest_dir, "NeRF", DAY, PAPERS)
     await scan_once(bot.deps.ingestor, bot.deps.scan_status)
@@ -361,3 +375,7 @@ async def test_a_bot_without_the_right_to_send_keeps_the_subscription(
     rows = await bot.deps.outbox.for_chat(group.id)
     assert {r.state for r in rows} == {"pending"}
     assert "not enough rights" in (rows[0].last_error or "").lower()
+    # The group cannot be written to: the admin who can be reached hears it privately.
+    [notice] = s.sent_to(reachable.id)
+    assert "can't post the new papers in Strict group" in (notice.plain_text or "")
+    assert s.sent_to(group.id) == []
