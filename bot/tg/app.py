@@ -11,6 +11,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
+    ContextTypes,
     ExtBot,
     InlineQueryHandler,
     MessageHandler,
@@ -20,6 +21,7 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.redaction import Redactor
+from bot.tg.chats import refuse_button
 from bot.tg.commands import publish_commands
 from bot.tg.concurrency import ChatOrderedProcessor
 from bot.tg.deps import Deps
@@ -103,8 +105,15 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     app.add_handler(CallbackQueryHandler(repost.confirm, pattern=r"^rp:"))
 
     # Fallbacks last: anything no handler above took.
+    app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, start.unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, start.free_text))
+
+
+async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button no handler knows (an old version's, or forged): answered, not ignored, so
+    the client stops its spinner."""
+    await refuse_button(update, "no handler for this data")
 
 
 async def startup(app: AnyApp, deps: Deps) -> None:

@@ -19,6 +19,18 @@ _ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 _CHANNEL_REF = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}|-100\d{5,15}")
 
 
+async def refuse_button(update: Update, why: str) -> None:
+    """A button whose data we cannot use (forged, from an old version, garbled): a short
+    "expired" answer and one INFO line, never an exception (which would page operators).
+    """
+    query = update.callback_query
+    assert query is not None
+    log.info("refused the button %r of user %d: %s", (query.data or "")[:80],
+             query.from_user.id, why)
+    await query.answer(tr(COMMON, lang_of(query.from_user.language_code), "stale_button"),
+                       show_alert=True)
+
+
 def channel_ref(text: str) -> str | int | None:
     """``@username`` or the numeric id of a channel or supergroup (``-100…``: a private
     channel has no username), as an operator names one in a command; None otherwise."""

@@ -8,18 +8,48 @@ Callback data scheme (prefix : payload):
     sb:<tag key>         toggle one tag                   sb:* everything, sb:- nothing
     sb:p:<n>             page n of the toggle keyboard (only with more than TOGGLE_PAGE tags)
     st:<setting>:<value> change a setting
+    rp:ok|no:<token>     an operator's answer to a repost question
+
+Callback data comes back from the user's client, so it is parsed as hostile: numbers
+are ASCII digits of bounded length (``str.isdigit`` accepts "²", which ``int`` refuses),
+ids are matched against their exact shape, and anything else is "expired" for the
+handler to answer, never an exception.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain.rendering import Button
 
 MAX_CALLBACK_BYTES = 64
+
+_NUMBER: Final = re.compile(r"[0-9]{1,9}")  # ASCII digits only, below 10**9
+_ARXIV_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/]{0,47}")
+_TOKEN: Final = re.compile(r"[0-9a-f]{8,32}")
+
+
+def strict_int(text: str) -> int | None:
+    """A non-negative number written in 1-9 ASCII digits, else None."""
+    return int(text) if _NUMBER.fullmatch(text) else None
+
+
+def arxiv_key(text: str) -> str | None:
+    """An arXiv id as carried in a button (``2409.12156``, ``hep-th/9901001``), else None."""
+    return text if _ARXIV_KEY.fullmatch(text) else None
+
+
+def confirm_answer(data: str) -> tuple[bool, str] | None:
+    """(yes?, token) from ``rp:ok:<token>`` / ``rp:no:<token>``; None when malformed."""
+    prefix, answer, token = [*data.split(":", 2), "", ""][:3]
+    if prefix != "rp" or answer not in ("ok", "no") or not _TOKEN.fullmatch(token):
+        return None
+    return answer == "ok", token
 
 
 def checked(data: str) -> str:
@@ -70,8 +100,8 @@ def toggle_page_of(tags: Sequence[str], tag: str) -> int:
 
 def parse_toggle_page(data: str) -> int | None:
     """n from ``sb:p:<n>``; None for any other callback data."""
-    page = data.removeprefix(CB_TOGGLE_PAGE)
-    return int(page) if data.startswith(CB_TOGGLE_PAGE) and page.isdigit() else None
+    return strict_int(data.removeprefix(CB_TOGGLE_PAGE)) if data.startswith(
+        CB_TOGGLE_PAGE) else None
 
 
 def tag_toggles(tags: Sequence[str], followed: set[str], everything: bool,
@@ -142,9 +172,10 @@ def parse_page_data(data: str) -> tuple[int, int] | None:
     """(query id, page) from `pg:<query id>:<page>`; None when malformed."""
     prefix, _, rest = data.partition(":")
     query_id, _, page = rest.partition(":")
-    if prefix != CB_PAGE or not query_id.isdigit() or not page.isdigit():
+    numbers = (strict_int(query_id), strict_int(page))
+    if prefix != CB_PAGE or numbers[0] is None or numbers[1] is None:
         return None
-    return int(query_id), int(page)
+    return numbers[0], numbers[1]
 
 
 def result_keyboard(picks: Sequence[tuple[str, str]], query_id: int | None, page: int,

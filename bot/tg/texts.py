@@ -21,6 +21,7 @@ COMMON: Table = {
         "did_you_mean": " Did you mean {suggestions}?",
         "not_found": "No paper {what} in the archive.",
         "expired": "This list has expired; please run the command again.",
+        "stale_button": "This button has expired.",
         "working": "Working…",
     },
     "zh": {
@@ -31,6 +32,7 @@ COMMON: Table = {
         "did_you_mean": "您是不是要找 {suggestions}？",
         "not_found": "资料库中没有论文 {what}。",
         "expired": "此列表已过期，请重新发送命令。",
+        "stale_button": "此按钮已过期。",
         "working": "处理中…",
     },
 }

@@ -1173,6 +1173,19 @@ class FakeBotApi:
                 f"message {message_id} has no callback button matching "
                 f"data={callback_data!r} text={text!r}; it has {buttons}"
             )
+        return self._callback_query(chat, user, stored, matching[0]["callback_data"])
+
+    def forge_press(self, chat: FakeChat, user: FakeUser, message_id: int, data: str) -> str:
+        """A modified client presses a button of a bot message with data of its choosing:
+        Telegram only checks that it is 1-64 bytes. Returns the callback query id."""
+        stored = self._messages.get((chat.id, message_id))
+        if stored is None or stored.deleted or not stored.from_bot:
+            raise LookupError(f"no bot message {message_id} in chat {chat.id}")
+        if not 1 <= len(data.encode("utf-8")) <= 64:
+            raise ValueError("Telegram carries callback data of 1-64 bytes only")
+        return self._callback_query(chat, user, stored, data)
+
+    def _callback_query(self, chat: FakeChat, user: FakeUser, stored: Any, data: str) -> str:
         self._users.setdefault(user.id, user)
         query_id = str(next(self._ids) * 1_000_003)
         self._callback_queries[query_id] = _PendingQuery(user.id, self.clock())
@@ -1181,7 +1194,7 @@ class FakeBotApi:
             "from": user.to_api(),
             "message": stored.data,
             "chat_instance": str(abs(chat.id) * 31 + 7),
-            "data": matching[0]["callback_data"],
+            "data": data,
         }
         self._enqueue("callback_query", payload)
         return query_id

@@ -14,7 +14,7 @@ from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot.domain.models import ArchivedPaper, Chat, SearchHit, SearchQuery
+from bot.domain.models import Chat, SearchHit, SearchQuery
 from bot.domain.query import parse_query
 from bot.domain.rendering import (
     CB_ANALYSIS,
@@ -28,13 +28,16 @@ from bot.domain.tgtext import clean_text, escape, truncate, validate_telegram_ht
 from bot.errors import UnknownTag
 from bot.tg.background import in_background
 from bot.tg.cards import card_for, send_analysis, send_card, send_figures
-from bot.tg.chats import current_chat, thread_of
+from bot.tg.chats import current_chat, refuse_button, thread_of
 from bot.tg.deps import Deps
-from bot.tg.keyboards import CB_PAPER, parse_page_data, result_keyboard
+from bot.tg.keyboards import CB_PAPER, arxiv_key, parse_page_data, result_keyboard
 from bot.tg.tags import unknown_tag_text
 from bot.tg.texts import COMMON, lang_of, tr
 
 log = logging.getLogger(__name__)
+
+PAPER_ACTIONS = frozenset({CB_PAPER, CB_ANALYSIS, CB_FIGURES})
+"""The buttons that open one paper: its card, its analysis, its figures."""
 
 PAGE_SIZE = 5  # results per page of /search and /tag
 LATEST = "latest:"  # marks a saved query as /latest's list (see latest_query_text)
@@ -352,8 +355,11 @@ class Browse:
         assert query is not None
         chat = await current_chat(update, self.deps)
         parsed = parse_page_data(query.data or "")
-        text = await self.deps.chats.saved_query(parsed[0], chat.chat_id) if parsed else None
-        if parsed is None or text is None:
+        if parsed is None:
+            await refuse_button(update, "not a page button")
+            return
+        text = await self.deps.chats.saved_query(parsed[0], chat.chat_id)
+        if text is None:
             await query.answer(tr(COMMON, chat.lang, "expired"), show_alert=True)
             return
         query_id, page = parsed
@@ -395,6 +401,9 @@ class Browse:
         query = update.callback_query
         assert query is not None
         parsed = parse_callback(query.data or "")
+        if parsed is None or arxiv_key(parsed[1]) is None or parsed[0] not in PAPER_ACTIONS:
+            await refuse_button(update, "not a paper button")
+            return
         if update.effective_chat is None:  # a button on a message shared inline
             lang = lang_of(query.from_user.language_code)
             await query.answer(truncate(tr(TEXTS, lang, "not_here",
@@ -402,12 +411,9 @@ class Browse:
                                show_alert=True)
             return
         chat = await current_chat(update, self.deps)
-        found: ArchivedPaper | None = None
-        if parsed is not None:
-            found = await self.deps.archive.get_paper(parsed[1])
-        if parsed is None or found is None:
-            what = parsed[1] if parsed else ""
-            await query.answer(truncate(tr(COMMON, chat.lang, "not_found", what=what), 200),
+        found = await self.deps.archive.get_paper(parsed[1])
+        if found is None:
+            await query.answer(truncate(tr(COMMON, chat.lang, "not_found", what=parsed[1]), 200),
                                show_alert=True)
             return
         action = parsed[0]
@@ -427,8 +433,6 @@ class Browse:
         elif action == CB_FIGURES:
             in_background(context, send_figures(context.bot, chat.chat_id, found, thread),
                           "figures", update)
-        elif action == CB_PAPER:
+        else:
             await send_card(context.bot, chat.chat_id,
                             card_for(found, chat, self.deps.settings.blog_base_url), thread)
-        else:
-            log.warning("unexpected paper button %r", query.data)

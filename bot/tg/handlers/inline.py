@@ -26,7 +26,7 @@ from bot.domain.rendering import format_authors
 from bot.domain.tgtext import clean_text, is_blank, truncate
 from bot.tg.cards import card_for, preview_options
 from bot.tg.deps import Deps
-from bot.tg.keyboards import url_markup
+from bot.tg.keyboards import strict_int, url_markup
 from bot.tg.texts import lang_of
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ def result_id(arxiv_id: str) -> str:
 
 def parse_offset(offset: str) -> int:
     """Telegram echoes our next_offset back; anything else starts at the beginning."""
-    return min(int(offset), MAX_OFFSET) if offset.isdigit() else 0
+    number = strict_int(offset)
+    return min(number, MAX_OFFSET) if number is not None else 0
 
 
 class Inline:

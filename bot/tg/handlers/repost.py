@@ -23,9 +23,9 @@ from bot.domain.repost import BadRepost, RepostRequest, parse_repost
 from bot.errors import UnknownTag
 from bot.storage.records import DigestPapers
 from bot.tg.background import in_background
-from bot.tg.chats import require_operator
+from bot.tg.chats import refuse_button, require_operator
 from bot.tg.deps import Deps
-from bot.tg.keyboards import button
+from bot.tg.keyboards import button, confirm_answer
 from bot.tg.tags import unknown_tag_text
 from bot.tg.texts import tr
 
@@ -160,8 +160,11 @@ class Repost:
         """The operator's answer to "Repost N papers to M chats?"."""
         query = update.callback_query
         assert query is not None
-        assert query.data is not None
-        _, answer, token = ([*query.data.split(":"), "", ""])[:3]
+        parsed = confirm_answer(query.data or "")
+        if parsed is None:
+            await refuse_button(update, "not a repost answer")
+            return
+        yes, token = parsed
         user_id = query.from_user.id
         lang = "zh" if (query.from_user.language_code or "").startswith("zh") else "en"
         if not self.deps.is_operator(user_id):
@@ -174,7 +177,7 @@ class Repost:
         await query.answer()
         if not isinstance(query.message, Message):
             return
-        if answer != "ok":
+        if not yes:
             await query.edit_message_text(tr(TEXTS, lang, "cancelled"))
             return
         try:  # the same target again: the archive may have changed since the question

@@ -38,7 +38,7 @@ from bot.domain.models import CARD_STYLES, LANGUAGES, Chat
 from bot.domain.tgtext import escape, truncate, validate_telegram_html
 from bot.tg.chats import channel_ref, current_chat, may_manage
 from bot.tg.deps import Deps
-from bot.tg.keyboards import button, choice, rows_of
+from bot.tg.keyboards import button, choice, rows_of, strict_int
 from bot.tg.texts import COMMON, tr
 
 log = logging.getLogger(__name__)
@@ -656,8 +656,7 @@ class SettingsMenu:
         if setting == "mode" and value in ("instant", "daily"):
             changes = {"mode": value}
             view = "time" if value == "daily" else "main"
-        elif setting == "time" and (value == "default" or (value.isdigit()
-                                                              and int(value) in HOURS)):
+        elif setting == "time" and (value == "default" or strict_int(value) in HOURS):
             changes = {"mode": "daily",
                        "daily_time": None if value == "default" else f"{int(value):02d}:00"}
         elif setting == "tz" and (value == "default" or value in dict(COMMON_ZONES)):
