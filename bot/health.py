@@ -14,6 +14,12 @@ Application runs without an Updater and this handler puts each Update on its que
 tornado is what PTB's own webhook server uses (the `webhooks` extra), so it adds no
 dependency.
 
+Why limits: the webhook port faces the internet (through the TLS proxy), and anyone can
+connect to it. So the secret header is checked before the body is read, bodies are
+capped far above any real update, connections that say nothing are closed, and the
+webhook port's `/healthz` says only ok or error (the details are for HEALTH_PORT, which
+is meant to stay private).
+
 `python -m bot.health` is the container health probe: it asks the running bot's
 `/healthz` and exits 0 when healthy (or when no health server is configured).
 """
@@ -55,6 +61,27 @@ SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"
 DB_TIMEOUT: Final = 5.0
 """Seconds the database may take to answer before it counts as unreachable: a health
 check that hangs is worse than one that says "error"."""
+
+MAX_BODY_SIZE: Final = 1024 * 1024
+"""Bytes a request body may have, on every route. Telegram's updates are a few KiB, tens
+at most (a message holds 4096 characters, plus entities, the message it replies to and
+a keyboard), so 1 MiB is a wide margin that still bounds what one stranger's request
+makes us hold (tornado's default: 100 MiB). The webhook answers 413 beyond it."""
+
+MAX_HEADER_SIZE: Final = 16 * 1024
+"""Bytes the request line and headers may take (tornado's default: 64 KiB). Telegram's
+fit in well under 1 KiB; a proxy's forwarding headers add a few hundred bytes."""
+
+IDLE_TIMEOUT: Final = 30.0
+"""Seconds a connection may wait for a request's headers to be complete, between
+requests (keep-alive) as well as within one (a slow-header client): tornado uses one
+timer for both. Telegram and the TLS proxy send headers in one go and may keep the
+connection for the next update; 30 s (tornado's default: an hour) still lets idle
+connections be reused, and frees those that never send anything."""
+
+BODY_TIMEOUT: Final = 10.0
+"""Seconds a request body may take to arrive once its headers have. An update is one
+or two TCP segments, and a proxy forwards the body it has already buffered."""
 
 HealthCheck = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
@@ -125,24 +152,32 @@ def _first_line(exc: BaseException) -> str:
 
 
 class _HealthHandler(tornado.web.RequestHandler):
-    """GET /healthz: the JSON of `health`, never cached."""
+    """GET /healthz: the JSON of `health`, or only its verdict on a public port; never cached."""
 
-    def initialize(self, check: HealthCheck) -> None:
+    SUPPORTED_METHODS = ("GET",)
+
+    def initialize(self, check: HealthCheck, details: bool) -> None:
         self._check = check
+        self._details = details
 
     async def get(self) -> None:
         code, body = await self._check()
+        if not self._details:  # no schema, counts or errors for strangers to read
+            body = {"status": "ok" if code == HTTPStatus.OK else "error"}
         self.set_status(code)
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(body))
 
 
+@tornado.web.stream_request_body
 class _WebhookHandler(tornado.web.RequestHandler):
     """POST <WEBHOOK_URL's path>: one Update from Telegram onto the Application's queue.
 
-    A request without the secret header, or with another value, gets 403 before its
-    body is even parsed: only Telegram knows WEBHOOK_SECRET.
+    The body is streamed to this handler rather than buffered by tornado, so `prepare`
+    sees the headers before a byte of the body is read: without the right secret (only
+    Telegram knows WEBHOOK_SECRET) the answer is 403 and the connection is closed
+    unread, whatever length the request announced.
     """
 
     SUPPORTED_METHODS = ("POST",)
@@ -150,22 +185,59 @@ class _WebhookHandler(tornado.web.RequestHandler):
     def initialize(self, app: AnyApp, secret: str) -> None:
         self._app = app
         self._secret = secret.encode()
+        self._body = bytearray()
 
-    async def post(self) -> None:
+    def prepare(self) -> None:
         given = self.request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):  # constant time: no timing oracle
             log.debug("webhook: refused a request without the right secret from %s",
                       self.request.remote_ip)
             raise tornado.web.HTTPError(HTTPStatus.FORBIDDEN)
+        declared = _declared_length(self.request.headers.get("Content-Length"))
+        if declared is not None and declared > MAX_BODY_SIZE:
+            raise tornado.web.HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep the body, up to MAX_BODY_SIZE: the handler does not rely on the server's
+        own limit (HttpServer sets the same one, which stops chunked bodies first)."""
+        if len(self._body) + len(chunk) > MAX_BODY_SIZE:
+            self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)  # tornado then closes
+            return
+        self._body += chunk
+
+    async def post(self) -> None:
         try:
-            update = Update.de_json(json.loads(self.request.body), self._app.bot)
-        except Exception as exc:  # Telegram never sends this: log it, refuse it, carry on
-            log.warning("webhook: refused a body that is not an Update (%s)", _first_line(exc))
+            update = _parse_update(self._body, self._app)
+        except Exception as exc:  # Telegram never sends this: refuse it, carry on
+            # The type only: messages can quote the body, which is the sender's to choose.
+            log.warning("webhook: refused a body that is not an Update (%s, %d bytes)",
+                        type(exc).__name__, len(self._body))
+            log.debug("webhook: the refused body's error: %s", _first_line(exc))
             raise tornado.web.HTTPError(HTTPStatus.BAD_REQUEST) from None
         self._app.bot.insert_callback_data(update)  # no-op unless arbitrary callback data
         await self._app.update_queue.put(update)
         self.set_status(HTTPStatus.OK)
         self.finish()
+
+
+def _declared_length(value: str | None) -> int | None:
+    """Content-Length as a number; None when absent or malformed (tornado refuses those)."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _parse_update(body: bytes | bytearray, app: AnyApp) -> Update:
+    """The Update a webhook body holds; ValueError (or what PTB raises) when it holds none.
+
+    PTB's de_json takes anything shaped like an object (`{"update_id": "x"}` too), so the
+    one field every update has is checked here.
+    """
+    data = json.loads(body)
+    if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+        raise ValueError("not a JSON object with an integer update_id")
+    return Update.de_json(data, app.bot)
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
@@ -185,14 +257,31 @@ class WebhookRoute:
 
 
 def web_app(check: HealthCheck, webhook: WebhookRoute | None = None) -> tornado.web.Application:
-    """The tornado app: /healthz always, the webhook path when given."""
-    routes: list[Any] = [(HEALTH_PATH, _HealthHandler, {"check": check})]
+    """The tornado app: /healthz always, the webhook path when given.
+
+    An app with the webhook route faces the internet, so its /healthz gives the verdict
+    only (`{"status": "ok"}` 200, or `{"status": "error"}` 503); without it, as on
+    HEALTH_PORT, the full report of `health`.
+    """
+    health_options = {"check": check, "details": webhook is None}
+    routes: list[Any] = [(HEALTH_PATH, _HealthHandler, health_options)]
     if webhook is not None:
         path = "/" + webhook.path.strip("/")
         # Like PTB's own server: the path with or without a trailing slash.
         pattern = "/" if path == "/" else rf"{re.escape(path)}/?"
         routes.append((pattern, _WebhookHandler, {"app": webhook.app, "secret": webhook.secret}))
     return tornado.web.Application(routes, log_function=_log_request)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a connection may wait, in seconds; the tests shorten them."""
+
+    idle: float = IDLE_TIMEOUT
+    body: float = BODY_TIMEOUT
+
+
+TIMEOUTS: Final = Timeouts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,10 +293,22 @@ class HttpServer:
     port: int
 
     @classmethod
-    def start(cls, app: tornado.web.Application, listen: str, port: int) -> HttpServer:
-        """Bind now, on the running event loop; OSError when the port is taken."""
+    def start(cls, app: tornado.web.Application, listen: str, port: int,
+              timeouts: Timeouts = TIMEOUTS) -> HttpServer:
+        """Bind now, on the running event loop; OSError when the port is taken.
+
+        Every server gets the limits: the health server too, in case HEALTH_PORT is
+        reachable from further than intended.
+        """
         sockets = bind_sockets(port, address=listen or None)
-        server = HTTPServer(app)
+        server = HTTPServer(
+            app,
+            max_header_size=MAX_HEADER_SIZE,
+            max_body_size=MAX_BODY_SIZE,
+            max_buffer_size=MAX_BODY_SIZE,  # what one connection may make us buffer
+            idle_connection_timeout=timeouts.idle,  # also the header timeout
+            body_timeout=timeouts.body,
+        )
         server.add_sockets(sockets)
         return cls(server, listen, int(sockets[0].getsockname()[1]))
 

@@ -1,8 +1,10 @@
 """/healthz, its HTTP server, the container probe, and what the logs may never show.
 
 The health function is checked in-process against real SQLite files (a migrated one,
-an empty one, one that cannot be opened); the server on a loopback port the OS picks;
-`paperfeed run` with HEALTH_PORT as a real process against the fake Bot API.
+an empty one, one that cannot be opened); the server on a loopback port the OS picks
+(with the webhook route, its /healthz says ok or error only); `paperfeed run` with
+HEALTH_PORT as a real process against the fake Bot API. The server's limits are in
+test_webhook_limits.py.
 """
 
 from __future__ import annotations
@@ -21,18 +23,19 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from telegram.ext import ApplicationBuilder
 
 from bot.bootstrap import setup_logging
 from bot.config import Settings
 from bot.domain.models import IngestReport
-from bot.health import HttpServer, health, probe, probe_url, web_app
+from bot.health import HttpServer, WebhookRoute, health, probe, probe_url, web_app
 from bot.services.scan import ScanStatus
 from bot.storage.engine import head_revision, make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
 from tests.fixtures.expected import FIXTURE_DISTINCT_IDS
 from tests.tg.botapi_server import FakeBotApi
 from tests.tg.test_run_process import BotProcess, bot_env
-from tests.tg.test_webhook import finish, free_port
+from tests.tg.test_webhook import finish, free_port, webhook_process
 
 # --- health() -----------------------------------------------------------------------------
 
@@ -139,6 +142,41 @@ async def test_the_server_answers_healthz_only(engine: AsyncEngine) -> None:
         await down_server.stop()
 
 
+async def test_the_webhook_port_says_ok_or_error_only(engine: AsyncEngine) -> None:
+    """The webhook port faces the internet: no schema, counts or errors for strangers."""
+    await migrate(engine)
+    outbox = OutboxRepo(make_sessionmaker(engine))
+    failed_scan = ScanStatus(last_error="PermissionError: /srv/secret/digests")
+
+    async def degraded() -> tuple[int, dict[str, Any]]:
+        return await health(engine, outbox, failed_scan)
+
+    async def down() -> tuple[int, dict[str, Any]]:
+        return 503, {"status": "error", "database": {"reachable": False}}
+
+    app = ApplicationBuilder().token("123:TEST").updater(None).build()  # never started
+    route = WebhookRoute("/hook", app, "s3cret")
+    public = HttpServer.start(web_app(degraded, route), "127.0.0.1", 0)
+    public_down = HttpServer.start(web_app(down, route), "127.0.0.1", 0)
+    private = HttpServer.start(web_app(degraded), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            up = await client.get(f"http://127.0.0.1:{public.port}/healthz")
+            assert (up.status_code, up.json()) == (200, {"status": "ok"})
+            assert up.headers["cache-control"] == "no-store"
+            assert "secret" not in up.text
+            gone = await client.get(f"http://127.0.0.1:{public_down.port}/healthz")
+            assert (gone.status_code, gone.json()) == (503, {"status": "error"})
+            full = await client.get(f"http://127.0.0.1:{private.port}/healthz")
+            assert full.status_code == 200
+            assert full.json()["status"] == "degraded"
+            assert full.json()["last_scan_error"] == "PermissionError: /srv/secret/digests"
+            assert full.json()["outbox"] == {"pending": 0, "failed": 0}
+    finally:
+        for server in (public, public_down, private):
+            await server.stop()
+
+
 # --- the container probe: python -m bot.health ------------------------------------------
 
 
@@ -226,6 +264,28 @@ async def test_polling_serves_healthz_on_health_port(botapi: FakeBotApi, tmp_pat
         if bot.proc.returncode is None:
             bot.proc.kill()
             await bot.proc.wait()
+
+
+async def test_webhook_mode_keeps_the_details_for_health_port(
+    botapi: FakeBotApi, tmp_path: Path
+) -> None:
+    health_port = free_port()
+    async with webhook_process(tmp_path, botapi, HEALTH_PORT=str(health_port)) as (bot, port):
+        await bot.wait_for_line(f"health server listening on 127.0.0.1:{health_port}")
+        await bot.wait_for_line(f"{FIXTURE_DISTINCT_IDS} papers new")  # the start-up scan
+        async with httpx.AsyncClient(timeout=10) as client:
+            public = await client.get(f"http://127.0.0.1:{port}/healthz")
+            private = await client.get(f"http://127.0.0.1:{health_port}/healthz")
+        assert (public.status_code, public.json()) == (200, {"status": "ok"})
+        assert private.status_code == 200
+        body = private.json()
+        assert body["status"] == "ok"
+        assert body["migrations"]["current"] == head_revision()
+        assert body["outbox"] == {"pending": 0, "failed": 0}
+        bot.proc.send_signal(signal.SIGTERM)
+        code, log = await finish(bot)
+        assert code == 0, log
+        assert "Traceback" not in log
 
 
 async def test_a_taken_health_port_is_one_line(botapi: FakeBotApi, tmp_path: Path) -> None:

@@ -140,13 +140,9 @@ async def test_webhook_mode_serves_healthz_on_the_same_port(
         await bot.wait_for_line("webhook server listening")
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.get(f"http://127.0.0.1:{port}/healthz")
-        assert response.status_code == 200
-        body = response.json()
-        assert body["status"] == "ok"
-        assert body["database"] == {"reachable": True}
-        assert body["migrations"]["current"] == body["migrations"]["head"]
-        assert body["last_scan"] is not None
-        assert body["outbox"] == {"pending": 0, "failed": 0}
+        # The public port says only ok / not ok; the details are on HEALTH_PORT
+        # (tests/tg/test_health.py).
+        assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
 async def test_a_failed_set_webhook_is_one_line(botapi: FakeBotApi, tmp_path: Path) -> None:
