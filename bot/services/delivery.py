@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html as _html
 import logging
 import random
-import re
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +46,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.domain.matching import wants
 from bot.domain.models import ArchivedPaper, Chat, IngestReport
 from bot.domain.rendering import render_card
-from bot.domain.tgtext import MAX_MESSAGE_LEN, clean_text, escape, truncate, validate_telegram_html
+from bot.domain.tgtext import (
+    MAX_MESSAGE_LEN,
+    clean_text,
+    escape,
+    html_unescape,
+    strip_tags,
+    truncate,
+    validate_telegram_html,
+)
 from bot.errors import ChatGone, ChatPaused
 from bot.services.ports import (
     AdminNotifier,
@@ -177,9 +183,6 @@ def render_paused_notice(title: str, reason: str, *, lang: str = "en") -> str:
                         reason=escape(truncate(clean_text(reason).strip(), 300)))
 
 
-_TAG_RE = re.compile(r"<[^>]*>")
-
-
 def plain_text(html: str, fallback: str = "") -> str:
     """What a message shows, as plain text that Telegram cannot refuse.
 
@@ -189,7 +192,7 @@ def plain_text(html: str, fallback: str = "") -> str:
     try:
         text = validate_telegram_html(html)
     except ValueError:
-        text = _html.unescape(_TAG_RE.sub("", html))
+        text = html_unescape(strip_tags(html))
     text = clean_text(text).strip() or clean_text(fallback).strip() or "…"
     return truncate(text, MAX_MESSAGE_LEN)
 
@@ -302,6 +305,8 @@ class _Run:
     lost: bool = False  # the lease went to someone else: stop sending
     halted: bool = False  # everything fails alike (network down): stop trying
     transient_streak: int = 0
+    probe: asyncio.Lock = field(default_factory=asyncio.Lock)  # one send at a time while
+    # an outage lasts: each later pass spends one attempt to learn whether it is over
     buffered: int = 0
     room: asyncio.Event = field(default_factory=asyncio.Event)
     papers: OrderedDict[str, asyncio.Task[ArchivedPaper | None]] = field(
@@ -442,6 +447,7 @@ class Delivery:
         self._blog = blog_base_url
         self._owner = owner
         self._workers = workers
+        self._outage_after = max(3, workers)  # failures in a row that mean an outage
         self._max_age = max_age
         self._lease_ttl = lease_ttl
         self._retry_base = retry_base
@@ -845,13 +851,18 @@ class Delivery:
                 async with slots:
                     if run.stopping:
                         break
-                    try:
-                        step = await self._deliver(chat, item, run)
-                    except Exception:
-                        log.exception("delivering outbox row %d to chat %d failed "
-                                      "unexpectedly; it stays pending", item.id, chat.chat_id)
-                        run.errors += 1
-                        step = _Next.STOP
+                    outage = run.transient_streak >= self._outage_after
+                    async with run.probe if outage else contextlib.nullcontext():
+                        if run.stopping:
+                            break
+                        try:
+                            step = await self._deliver(chat, item, run)
+                        except Exception:
+                            log.exception("delivering outbox row %d to chat %d failed "
+                                          "unexpectedly; it stays pending", item.id,
+                                          chat.chat_id)
+                            run.errors += 1
+                            step = _Next.STOP
                 if step is not _Next.SKIPPED:
                     self._ready[lane.chat_id] = loop.time() + self._gap(chat)
                 lane.rows.popleft()
@@ -985,13 +996,15 @@ class Delivery:
         been failing for ``max_age`` since it was queued."""
         attempts = item.attempts + 1
         run.transient_streak += 1
-        if run.transient_streak >= max(3, self._workers):
+        if run.transient_streak >= self._outage_after:
             # Every send fails alike: the network or Telegram is down. Stop here instead
-            # of spending an attempt of every queued row on it.
+            # of spending an attempt of every queued row on it; later passes probe with
+            # one send until one gets through.
             run.halted = True
             run.room.set()
-            log.warning("%d sends in a row failed (%s); pausing delivery, retrying soon",
-                        run.transient_streak, exc.reason)
+            if run.transient_streak == self._outage_after:
+                log.warning("%d sends in a row failed (%s); pausing delivery, probing "
+                            "with one send at each retry", run.transient_streak, exc.reason)
         now = self._clock.now()
         if await self._too_old(chat, item, exc.reason, now, run):
             return _Next.CONTINUE
