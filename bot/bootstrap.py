@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
+from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.domain.limits import Limits
 from bot.redaction import RedactingFilter, Redactor
 from bot.services.ingest import DeleteGuard, Ingestor
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
@@ -26,6 +30,14 @@ class Services:
     ingestor: Ingestor
 
 
+def make_ingestor(settings: Settings, archive: ArchiveRepo) -> Ingestor:
+    """The one Ingestor the CLI and the bot both use, with the settings' guard and limits."""
+    return Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url,
+                    guard=DeleteGuard(settings.delete_guard_share, settings.delete_guard_min),
+                    max_file_bytes=settings.digest_max_bytes,
+                    limits=Limits(settings.analysis_max_bytes, settings.figures_max))
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Migrate the database to the newest schema, then hand out the services."""
@@ -33,10 +45,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await migrate(engine)
         archive = ArchiveRepo(make_sessionmaker(engine))
-        ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url,
-                        guard=DeleteGuard(settings.delete_guard_share,
-                                          settings.delete_guard_min))
-        yield Services(settings, engine, archive, ingestor)
+        yield Services(settings, engine, archive, make_ingestor(settings, archive))
     finally:
         await engine.dispose()
 
@@ -52,16 +61,53 @@ class _QuietStartAbort(logging.Filter):
         return not (message.startswith("Network Retry Loop") and "Abort" in message)
 
 
-def setup_logging(settings: Settings) -> None:
-    """One line per event, secrets redacted; chatty libraries kept at WARNING."""
-    handler = logging.StreamHandler()
+class _Stderr(logging.StreamHandler[TextIO]):
+    """Writes to ``sys.stderr`` as it is at each record (as logging.lastResort does), so
+    a command run in-process, whose stderr is swapped for its run, leaves no handler
+    writing to a closed stream; ``setStream`` pins another stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pinned: TextIO | None = None
+
+    @property
+    def stream(self) -> TextIO:
+        return self._pinned or sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        self._pinned = None if value is sys.stderr else value
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException,
+                  trace: TracebackType | None) -> None:
+    """sys.excepthook: a crash's traceback goes through the log, and so is redacted,
+    instead of raw to stderr (its message may quote a URL or the token)."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, trace)
+        return
+    logging.getLogger("paperfeed").critical("uncaught exception", exc_info=(kind, error, trace))
+
+
+def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
+    """One line per event on stderr, secrets redacted; chatty libraries kept at WARNING.
+
+    Every command calls it, so every record is written by this one root handler, whose
+    filter redacts it whichever logger made it (telegram, httpx, sqlalchemy, …); an
+    uncaught exception is logged there too. ``quiet``: commands whose output is a report
+    show warnings and errors only.
+    """
+    handler = _Stderr()
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     handler.addFilter(RedactingFilter(Redactor.from_settings(settings)))
     handler.addFilter(_QuietStartAbort())
+    level = max(logging.WARNING, settings.log_level_number) if quiet \
+        else settings.log_level_number
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level_number)
+    root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, settings.log_level_number))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
+    sys.excepthook = _log_uncaught

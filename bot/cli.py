@@ -48,11 +48,15 @@ T = TypeVar("T")
 
 
 def _settings(**overrides: Any) -> Settings:
+    """The settings, and logging set up from them: warnings (secrets redacted) only, since
+    a command's output is its report; `run` sets the full LOG_LEVEL up again."""
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
     except ConfigError as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
+    setup_logging(settings, quiet=True)
+    return settings
 
 
 def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
@@ -276,7 +280,7 @@ def export(
 def run() -> None:
     """Run the bot: long polling, a folder scan at start and every SCAN_INTERVAL."""
     settings = _settings()
-    if not settings.telegram_token:
+    if not settings.telegram_token.get_secret_value():
         err.print("[red]configuration error:[/red] TELEGRAM_TOKEN: not set; create a bot with "
                   "@BotFather and put its token in .env (see README)")
         raise typer.Exit(2)
@@ -292,7 +296,14 @@ def doctor() -> None:
     from bot.doctor import doctor as diagnose  # imports telegram: only this command needs it
     from bot.doctor import failed
 
-    checks = asyncio.run(diagnose())
+    settings: Settings | None
+    try:
+        settings = load_settings()
+    except ConfigError:
+        settings = None  # the doctor reports it, as its first check
+    if settings is not None:
+        setup_logging(settings, quiet=True)
+    checks = asyncio.run(diagnose(settings))
     for check in checks:
         style = {True: "green", False: "red", None: "yellow"}[check.ok]
         out.print(check.line(), markup=False, emoji=False, highlight=False, style=style)

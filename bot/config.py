@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.errors import ConfigError
+from bot.redaction import hide_password
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -27,6 +31,8 @@ HEALTH_PATH = "/healthz"
 """Where the bot's HTTP server answers health checks; a webhook path may not take it."""
 WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
 """The only ports Telegram delivers webhook updates to (setWebhook in the Bot API)."""
+URL_FIELDS = frozenset({"bot_api_url", "database_url", "blog_base_url", "webhook_url"})
+"""Plain strings (SQLAlchemy and PTB take them so) that may hold a password."""
 
 
 class Settings(BaseSettings):
@@ -36,7 +42,7 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    telegram_token: str = Field(default="", repr=False)
+    telegram_token: SecretStr = SecretStr("")
     bot_api_url: str = "https://api.telegram.org"
     digest_dir: Path = Path("./digests")
     database_url: str = "sqlite+aiosqlite:///./data/paperfeed.db"
@@ -49,11 +55,14 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
-    webhook_secret: str | None = Field(default=None, repr=False, validate_default=True)
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
     health_port: int | None = Field(default=None, ge=1, le=65535)
     delete_guard_share: float = Field(default=0.5, ge=0.0, le=1.0)
     delete_guard_min: int = Field(default=5, ge=0)
     delivery_max_age: float = Field(default=72.0, gt=0)  # hours
+    digest_max_bytes: int = Field(default=5 * 1024 * 1024, ge=0)  # 0: no limit
+    analysis_max_bytes: int = Field(default=64 * 1024, ge=0)  # 0: no limit
+    figures_max: int = Field(default=20, ge=0)  # 0: no limit
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -115,7 +124,8 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """`.env.example` lists every variable, so an empty value must mean "not set"."""
-        if isinstance(value, str) and not value.strip():
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
             return None
         return value
 
@@ -144,7 +154,8 @@ class Settings(BaseSettings):
 
     @field_validator("webhook_secret")
     @classmethod
-    def _check_webhook_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _check_webhook_secret(cls, value: SecretStr | None,
+                              info: ValidationInfo) -> SecretStr | None:
         """Required with WEBHOOK_URL: without it anyone who finds the URL can post updates."""
         if value is None:
             if info.data.get("webhook_url"):
@@ -152,7 +163,7 @@ class Settings(BaseSettings):
                                  "A-Z a-z 0-9 _ -; e.g. python -c \"import secrets; "
                                  "print(secrets.token_urlsafe(32))\")")
             return None
-        if not WEBHOOK_SECRET_RULE.fullmatch(value):
+        if not WEBHOOK_SECRET_RULE.fullmatch(value.get_secret_value()):
             raise ValueError("must be 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule)")
         return value
 
@@ -161,7 +172,22 @@ class Settings(BaseSettings):
     def _check_db(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        # Never quote the value: it may hold a password.
+        encode = "percent-encode @ : / ? # in its user name and password (@ is %40)"
+        try:
+            host = make_url(value).host or ""
+        except (ArgumentError, ValueError):
+            raise ValueError(f"is not a URL SQLAlchemy can read; {encode}") from None
+        if "@" in host:  # "user:p@ss@host": SQLAlchemy would connect to host "ss@host"
+            raise ValueError(f"has an unencoded @ before its host; {encode}")
         return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() show URLs without their passwords (secrets are SecretStr)."""
+        for name, value in super().__repr_args__():
+            if name in URL_FIELDS and isinstance(value, str):
+                value = hide_password(value)
+            yield name, value
 
     @property
     def webhook_path(self) -> str:

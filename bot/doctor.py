@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Final
@@ -25,6 +25,7 @@ from telegram.request import HTTPXRequest
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
+from bot.redaction import Redactor, hide_password
 from bot.services.ingest import DeleteGuard
 from bot.storage.engine import (
     alembic_config,
@@ -66,7 +67,9 @@ def failed(checks: list[Check]) -> bool:
 async def doctor(settings: Settings | None = None) -> list[Check]:
     """Every check in order; without settings they are loaded (env and .env) first.
 
-    A configuration that does not load stops here: every other check needs it.
+    A configuration that does not load stops here: every other check needs it. Each
+    line shows URLs without their passwords, and is redacted besides, since it may
+    quote an error message (a driver's, PTB's) that holds a secret.
     """
     if settings is None:
         try:
@@ -75,7 +78,7 @@ async def doctor(settings: Settings | None = None) -> list[Check]:
             return [Check("configuration", False, str(exc),
                           "fix that variable in .env or the environment (see .env.example)")]
     database = await check_database(settings)
-    return [
+    checks = [
         check_configuration(settings),
         database,
         check_digest_dir(settings.digest_dir),
@@ -83,22 +86,19 @@ async def doctor(settings: Settings | None = None) -> list[Check]:
         else Check(VANISHED, None, "skipped: no archive to compare with"),
         await check_token(settings),
     ]
+    redact = Redactor.from_settings(settings)
+    return [replace(c, detail=redact(c.detail), fix=redact(c.fix)) for c in checks]
 
 
 def check_configuration(settings: Settings) -> Check:
     """The settings loaded; say which mode `paperfeed run` will use."""
     if settings.webhook_url:
-        mode = f"webhook at {settings.webhook_url} (listening on " \
+        mode = f"webhook at {hide_password(settings.webhook_url)} (listening on " \
                f"{settings.webhook_listen}:{settings.webhook_port})"
     else:
         mode = "long polling"
     health = f", /healthz on port {settings.health_port}" if settings.health_port else ""
     return Check("configuration", True, f"loaded; paperfeed run uses {mode}{health}")
-
-
-def _shown(url: str) -> str:
-    """DATABASE_URL without its password."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -109,7 +109,7 @@ def _first_line(exc: BaseException) -> str:
 async def check_database(settings: Settings) -> Check:
     """Reachable, and at the newest migration (behind: say how to migrate)."""
     url = settings.database_url
-    shown = _shown(url)
+    shown = hide_password(url)  # no part of the password, however the URL parses
     migrate_hint = "run `paperfeed ingest` or `paperfeed run` to migrate it"
     path = _sqlite_file(url)
     if path is not None:
@@ -251,22 +251,24 @@ async def check_vanished_files(settings: Settings) -> Check:
 
 async def check_token(settings: Settings) -> Check:
     """getMe against BOT_API_URL: the token is valid and the server is reachable."""
-    if not settings.telegram_token:
+    token = settings.telegram_token.get_secret_value()
+    if not token:
         return Check("bot token", None,
                      "TELEGRAM_TOKEN not set, not checked (only `paperfeed run` needs it)")
-    api, token = settings.bot_api_url, settings.telegram_token
+    api = settings.bot_api_url
+    shown = hide_password(api)
     request = HTTPXRequest(connect_timeout=TELEGRAM_TIMEOUT, read_timeout=TELEGRAM_TIMEOUT)
     bot = Bot(token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot", request=request)
     try:
         await bot.initialize()  # getMe
         me = bot.bot
     except InvalidToken:  # its message quotes the token: never shown
-        return Check("bot token", False, f"{api} rejected TELEGRAM_TOKEN",
+        return Check("bot token", False, f"{shown} rejected TELEGRAM_TOKEN",
                      "copy the token again from @BotFather (/mybots → API Token)")
-    except TelegramError as exc:  # NetworkError, TimedOut, ...
-        reason = str(exc).replace(token, "<token>")
-        return Check("bot token", False, f"cannot reach {api}: {reason}",
+    except TelegramError as exc:  # NetworkError, TimedOut, ...: may quote the URL
+        reason = Redactor.from_settings(settings)(str(exc))
+        return Check("bot token", False, f"cannot reach {shown}: {reason}",
                      "check BOT_API_URL and the network (proxy, firewall)")
     finally:
         await bot.shutdown()
-    return Check("bot token", True, f"valid: @{me.username} (id {me.id}) via {api}")
+    return Check("bot token", True, f"valid: @{me.username} (id {me.id}) via {shown}")

@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
+from bot.bootstrap import make_ingestor
 from bot.config import Settings
 from bot.domain.models import IngestReport
+from bot.redaction import hide_password
 from bot.scheduling import register_jobs
 from bot.services.delivery import Delivery
-from bot.services.ingest import DeleteGuard, Ingestor
 from bot.services.leader import LEASE_ACTIVE, ActiveInstance, reclaim_dead_lease
 from bot.services.ports import SystemClock
 from bot.services.scan import ScanStatus
@@ -73,9 +74,7 @@ def assemble(settings: Settings, *, elected: bool = False,
     archive = ArchiveRepo(sessions)
     chats = ChatRepo(sessions)
     outbox = OutboxRepo(sessions)
-    ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url,
-                        guard=DeleteGuard(settings.delete_guard_share,
-                                          settings.delete_guard_min))
+    ingestor = make_ingestor(settings, archive)
     polling = PollingRequest(connection_pool_size=1)
     bot = make_bot(settings, polling)
     owner = sender_owner()
@@ -125,11 +124,12 @@ def run_bot(settings: Settings) -> None:
             _run_polling(settings)
     except InvalidToken:
         log.critical("Telegram rejected TELEGRAM_TOKEN (getMe answered Unauthorized); check "
-                     "it with @BotFather, and BOT_API_URL (%s)", settings.bot_api_url)
+                     "it with @BotFather, and BOT_API_URL (%s)",
+                     hide_password(settings.bot_api_url))
         raise SystemExit(1) from None
     except NetworkError as exc:  # only start-up gives up: polling retries for ever
         log.critical("cannot reach the Bot API at %s (%s); check BOT_API_URL and the "
-                     "network", settings.bot_api_url, exc)
+                     "network", hide_password(settings.bot_api_url), exc)
         raise SystemExit(1) from None
     except _CannotStart as exc:
         log.critical("%s", exc)
@@ -229,7 +229,8 @@ async def _serve_webhook(settings: Settings) -> None:
     left set on exit, so Telegram keeps the updates that arrive during a restart.
     """
     http = _http()
-    url, secret = settings.webhook_url, settings.webhook_secret
+    url = settings.webhook_url
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     if url is None or secret is None:  # pragma: no cover - Settings guarantees both
         raise _CannotStart("WEBHOOK_URL and WEBHOOK_SECRET must both be set")
     parts = assemble(settings, elected=True, updater=None)

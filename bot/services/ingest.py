@@ -37,9 +37,11 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from bot.domain.limits import Limits, apply_limits
 from bot.domain.models import Digest, IngestReport, ParseWarning
 from bot.domain.parsing import parse_digest
 from bot.errors import DigestError, NotADigest
@@ -47,6 +49,8 @@ from bot.storage.records import FileState
 from bot.storage.repository import ArchiveRepo
 
 DEFAULT_SETTLE_SECONDS = 5.0
+DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024  # no real digest comes near; DIGEST_MAX_BYTES
+DEFAULT_LIMITS = Limits()  # the default limits (settings.analysis_max_bytes, figures_max)
 BATCH_SIZE = 1000  # digest files stored per transaction, at most
 BATCH_BYTES = 16 * 1024 * 1024  # ... or fewer files holding about this much markdown
 PROCESS_ABOVE = 200  # files to read: more are parsed in a separate process
@@ -68,24 +72,78 @@ class FoundFile:
     mtime_ns: int
 
 
-def find_markdown(root: Path) -> list[FoundFile]:
-    """Every `*.md` below root (hidden folders skipped), sorted so dates come in order."""
-    found: list[FoundFile] = []
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
+@dataclass
+class Listing:
+    """What one walk of the digest folder found, and what it could not look at.
+
+    ``unlisted``: folders (and files) that could not be read this time; the archive's
+    files below them are not "gone", their papers stay until a scan can look again.
+    """
+
+    files: list[FoundFile] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    unlisted: list[str] = field(default_factory=list)  # relative paths
+
+    def hides(self, path: str) -> bool:
+        """Whether ``path`` lies where this walk could not look."""
+        return any(path == u or path.startswith(u + "/") for u in self.unlisted)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def find_markdown(root: Path, *, scandir: Callable[[Path], Any] = os.scandir) -> Listing:
+    """Every `*.md` below root (hidden entries skipped), sorted so dates come in order.
+
+    Symbolic links are followed only where they lead inside root (a link to a folder of
+    digests elsewhere in root works; one to /etc does not), and a folder is listed once,
+    under its real path, however many links lead to it, so a link loop ends. A folder
+    that cannot be listed or a file that vanishes between listing and stat is a problem
+    of the listing, not of the scan.
+    ``scandir``: how a folder is listed (tests make one fail as permissions would).
+    """
+    listing = Listing()
+    real_root = os.path.realpath(root)
+    seen: set[tuple[int, int]] = set()
+    stack: list[Path] = [root]
+    linked: list[Path] = []  # folders reached by a link: after every real one, so that
+    # a folder with a link to it is listed under its real path
+    while stack or linked:
+        folder = stack.pop() if stack else linked.pop(0)
+        rel_folder = folder.relative_to(root).as_posix()
+        try:
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                listing.problems.append((rel_folder, "a link to a folder listed already "
+                                                     "(or a link loop): not listed twice"))
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with scandir(folder) as scanned:
+                entries = list(scanned)
+        except OSError as exc:
+            listing.problems.append((rel_folder, f"cannot list: {exc.strerror or exc}"))
+            listing.unlisted.append(rel_folder)
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = Path(entry.path).relative_to(root).as_posix()
+            try:
+                if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root):
+                    listing.problems.append((rel, "a symbolic link out of the digest folder: "
+                                                  "not followed"))
                     continue
                 if entry.is_dir(follow_symlinks=True):
-                    stack.append(Path(entry.path))
+                    (linked if entry.is_symlink() else stack).append(Path(entry.path))
                 elif entry.name.endswith(".md") and entry.is_file(follow_symlinks=True):
                     st = entry.stat(follow_symlinks=True)
-                    rel = Path(entry.path).relative_to(root).as_posix()
-                    found.append(FoundFile(rel, st.st_size, st.st_mtime_ns))
-    found.sort(key=lambda f: f.path)
-    return found
+                    listing.files.append(FoundFile(rel, st.st_size, st.st_mtime_ns))
+            except OSError as exc:  # vanished since the listing, a dangling link, ...
+                listing.problems.append((rel, f"cannot read: {exc.strerror or exc}"))
+                listing.unlisted.append(rel)
+    listing.files.sort(key=lambda f: f.path)
+    return listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +158,8 @@ class _Parsed:
 
 
 def _read_and_parse(
-    root: Path, found: FoundFile, blog_base_url: str | None, known_hash: str | None
+    root: Path, found: FoundFile, blog_base_url: str | None, known_hash: str | None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> _Parsed:
     raw = (root / found.path).read_bytes()
     content_hash = hashlib.sha256(raw).hexdigest()
@@ -122,6 +181,7 @@ def _read_and_parse(
     except DigestError as exc:
         state = FileState(found.path, content_hash, found.size, found.mtime_ns, str(exc))
         return _Parsed(state, None, f"not usable: {exc}", tuple(warnings))
+    digest = apply_limits(digest, limits)
     state = FileState(found.path, content_hash, found.size, found.mtime_ns, None)
     return _Parsed(state, digest, None, tuple(warnings) + digest.warnings)
 
@@ -130,13 +190,14 @@ _Read = _Parsed | OSError  # OSError: vanished or unreadable between stat and re
 
 
 def _read_chunk(
-    root: Path, files: list[tuple[FoundFile, str | None]], blog_base_url: str | None
+    root: Path, files: list[tuple[FoundFile, str | None]], blog_base_url: str | None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[_Read]:
     """Read and parse files in another process (see the module docstring)."""
     out: list[_Read] = []
     for found, known_hash in files:
         try:
-            out.append(_read_and_parse(root, found, blog_base_url, known_hash))
+            out.append(_read_and_parse(root, found, blog_base_url, known_hash, limits))
         except OSError as exc:
             out.append(exc)
     return out
@@ -193,6 +254,9 @@ class Ingestor:
         process_above: int = PROCESS_ABOVE,
         parser_executor: ExecutorFactory = spawn_parser_process,
         guard: DeleteGuard | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        limits: Limits = DEFAULT_LIMITS,
+        lister: Callable[[Path], Listing] = find_markdown,
     ) -> None:
         self.repo = repo
         self.digest_dir = digest_dir
@@ -204,7 +268,11 @@ class Ingestor:
         self.process_above = process_above
         self.parser_executor = parser_executor
         self.guard = guard or DeleteGuard()
+        self.max_file_bytes = max_file_bytes
+        self.limits = limits
+        self.lister = lister
         self._lock = asyncio.Lock()
+        self._told: set[tuple[str, str]] = set()  # folder problems already logged
 
     async def scan(self, progress: Progress | None = None, *, prune: bool = False
                    ) -> IngestReport:
@@ -219,7 +287,9 @@ class Ingestor:
         if not root.is_dir():
             report.skipped.append((str(root), "digest folder does not exist"))
             return report
-        files = await asyncio.to_thread(find_markdown, root)
+        listing = await asyncio.to_thread(self.lister, root)
+        self._report_problems(listing, report)
+        files = listing.files
         known = await self.repo.file_states()
         report.files_seen = len(files)
         now_ns = int(self.clock() * 1e9)
@@ -232,6 +302,8 @@ class Ingestor:
                 report.files_unchanged += 1
             elif now_ns - found.mtime_ns < settle_ns:
                 report.files_waiting += 1
+            elif 0 < self.max_file_bytes < found.size:
+                await self._skip_oversized(found, report)
             else:
                 todo.append((found, old))
                 continue
@@ -258,7 +330,7 @@ class Ingestor:
         finally:
             await writer.drain()
         seen = {found.path for found in files}
-        gone = sorted(set(known) - seen)
+        gone = sorted(p for p in set(known) - seen if not listing.hides(p))
         if gone and not prune and self.guard.holds(len(gone), len(known)):
             report.deletions_held = len(gone)
             log.warning(
@@ -272,6 +344,23 @@ class Ingestor:
             report.files_deleted += 1
         return report
 
+    def _report_problems(self, listing: Listing, report: IngestReport) -> None:
+        """Each problem of the folder is in the report of every scan, and logged once."""
+        for path, reason in listing.problems:
+            report.skipped.append((path or ".", reason))
+            if (path, reason) not in self._told:
+                self._told.add((path, reason))
+                log.warning("digest folder: %s: %s", path or ".", reason)
+
+    async def _skip_oversized(self, found: FoundFile, report: IngestReport) -> None:
+        """A file too large to be a digest is recorded as skipped without being read."""
+        reason = (f"{found.size} bytes, over the limit of {self.max_file_bytes} "
+                  "(DIGEST_MAX_BYTES): not read")
+        log.warning("skipping %s: %s", found.path, reason)
+        await self.repo.record_skip(FileState(found.path, "", found.size, found.mtime_ns,
+                                              reason))
+        report.skipped.append((found.path, reason))
+
     async def _read_all(
         self, todo: list[tuple[FoundFile, FileState | None]]
     ) -> AsyncGenerator[tuple[FoundFile, _Read], None]:
@@ -281,7 +370,8 @@ class Ingestor:
             for found, known_hash in hashes:
                 try:
                     read: _Read = await asyncio.to_thread(
-                        _read_and_parse, self.digest_dir, found, self.blog_base_url, known_hash)
+                        _read_and_parse, self.digest_dir, found, self.blog_base_url, known_hash,
+                        self.limits)
                 except OSError as exc:
                     read = exc
                 yield found, read
@@ -298,7 +388,8 @@ class Ingestor:
                     chunk = chunks[index + len(pending)]
                     try:
                         pending.append(loop.run_in_executor(
-                            pool, _read_chunk, self.digest_dir, chunk, self.blog_base_url))
+                            pool, _read_chunk, self.digest_dir, chunk, self.blog_base_url,
+                            self.limits))
                     except BrokenExecutor as exc:  # it died before this submit
                         _warn_parser_died(exc)
                         broken = True
@@ -312,7 +403,8 @@ class Ingestor:
                         broken = True
                 if results is None:  # read here instead, as a small scan does
                     results = await asyncio.to_thread(
-                        _read_chunk, self.digest_dir, chunks[index], self.blog_base_url)
+                        _read_chunk, self.digest_dir, chunks[index], self.blog_base_url,
+                        self.limits)
                 for (found, _), read in zip(chunks[index], results, strict=True):
                     yield found, read
         finally:

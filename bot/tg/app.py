@@ -48,7 +48,7 @@ def make_bot(settings: Settings, polling: PollingRequest) -> ExtBot[int]:
     Built before the Application so the delivery service can hold it too.
     """
     api = settings.bot_api_url
-    return ExtBot(settings.telegram_token, base_url=f"{api}/bot",
+    return ExtBot(settings.telegram_token.get_secret_value(), base_url=f"{api}/bot",
                   base_file_url=f"{api}/file/bot", rate_limiter=rate_limiter(),
                   get_updates_request=polling)
 

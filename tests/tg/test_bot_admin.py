@@ -154,6 +154,27 @@ async def test_rescan_answers_at_once_and_hands_new_papers_on(bot: BotUnderTest)
     assert "Papers: 2 new" in s.message(chat.id, progress.message_id)["text"]
 
 
+async def test_a_failed_hand_over_is_told_without_secrets(bot: BotUnderTest) -> None:
+    """The error an operator reads after /rescan is redacted like the logs: an httpx
+    error quotes the request URL, token included."""
+    settings = bot.deps.settings
+    token = settings.telegram_token.get_secret_value()
+
+    async def broken(report: IngestReport) -> None:
+        raise RuntimeError(f"POST {settings.bot_api_url}/bot{token}/sendMessage failed")
+
+    bot.deps.scan_status.hooks.append(broken)
+    s = bot.server
+    op = s.user("Operator", user_id=OPERATOR_ID)
+    chat = s.private_chat(op)
+    s.send_command(chat, op, "/rescan")
+    await bot.settle()
+    [told] = [m.plain_text or "" for m in s.sent_to(chat.id)
+              if "handing the new papers on failed" in (m.plain_text or "")]
+    assert "/bot<token>/sendMessage failed" in told
+    assert token not in told
+
+
 async def test_stats_show_delivery_counts(bot: BotUnderTest) -> None:
     async def counts() -> dict[str, int]:
         return {"pending": 3, "failed": 1}

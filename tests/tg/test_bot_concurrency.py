@@ -185,7 +185,7 @@ def _reporter(bot: BotUnderTest) -> FailureReporter:
 async def test_a_failing_handler_answers_the_user_and_tells_the_operator_once(
         busy_bot: BotUnderTest) -> None:
     s = busy_bot.server
-    token = busy_bot.deps.settings.telegram_token
+    token = busy_bot.deps.settings.telegram_token.get_secret_value()
     now = [1000.0]
     reporter = _reporter(busy_bot)
     reporter.clock = lambda: now[0]

@@ -84,3 +84,41 @@ def test_bad_value_names_the_variable(
     message = str(info.value)
     assert message.startswith(f"{name}:")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://pf:Zq7@xW9vK@db.example.org/pf",  # SQLAlchemy: host "xW9vK@db…"
+        "postgresql+asyncpg://pf:Zq7xW9vK@db.example.org:port/pf",
+    ],
+)
+def test_a_database_url_sqlalchemy_misreads_is_refused_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("DATABASE_URL:")
+    assert "percent-encode" in message
+    assert "Zq7" not in message
+    assert "W9vK" not in message
+
+
+def test_secrets_are_secret_str_and_urls_hide_their_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TELEGRAM_TOKEN", "123456:AAHsecretTokenValue")
+    monkeypatch.setenv("WEBHOOK_SECRET", "hookSecretValue")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://pf:Zq7xW9vK@db/pf")
+    settings = load_settings()
+    assert settings.telegram_token.get_secret_value() == "123456:AAHsecretTokenValue"
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.get_secret_value() == "hookSecretValue"
+    assert settings.database_url == "postgresql+asyncpg://pf:Zq7xW9vK@db/pf"  # for SQLAlchemy
+    for text in (repr(settings), str(settings)):
+        assert "secretTokenValue" not in text
+        assert "hookSecretValue" not in text
+        assert "Zq7xW9vK" not in text
+        assert "postgresql+asyncpg://pf:***@db/pf" in text

@@ -19,6 +19,7 @@ from telegram.ext import ContextTypes
 
 from bot.domain.models import CHAT_KINDS, IngestReport
 from bot.domain.tgtext import escape, truncate
+from bot.redaction import Redactor
 from bot.services.scan import hand_on_report, scan_once
 from bot.tg.background import in_background
 from bot.tg.chats import require_operator
@@ -227,7 +228,7 @@ class Admin:
         except Exception as exc:  # told to the operator here, so not re-raised
             log.exception("/rescan failed")
             await self._edit(progress, tr(TEXTS, lang, "scan_failed",
-                                          error=escape(truncate(str(exc), 500))))
+                                          error=escape(truncate(self._reason(exc), 500))))
             return
         await self._edit(progress, self.render_report(report, lang, time.monotonic() - started))
         try:
@@ -235,7 +236,12 @@ class Admin:
         except Exception as exc:
             log.exception("handing new papers on after /rescan failed")
             await progress.reply_text(tr(TEXTS, lang, "hook_failed",
-                                         error=truncate(str(exc), 500)))
+                                         error=truncate(self._reason(exc), 500)))
+
+    def _reason(self, exc: BaseException) -> str:
+        """The error as the operator reads it: redacted like the logs (a driver's or
+        httpx's message may quote a URL with a password or the token)."""
+        return Redactor.from_settings(self.deps.settings)(str(exc))
 
     @staticmethod
     async def _edit(progress: Message, html: str) -> None:
