@@ -108,6 +108,8 @@ def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic"):
+    # tornado.general: a stranger's malformed request to the webhook port is not news.
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic",
+                  "tornado.general", "tornado.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
     sys.excepthook = _log_uncaught

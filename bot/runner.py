@@ -26,7 +26,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from bot.bootstrap import make_ingestor
 from bot.config import Settings
 from bot.domain.models import IngestReport
-from bot.redaction import hide_password
+from bot.redaction import Redactor, hide_password
 from bot.scheduling import register_jobs
 from bot.services.delivery import Delivery
 from bot.services.leader import LEASE_ACTIVE, ActiveInstance, reclaim_dead_lease
@@ -89,7 +89,8 @@ def assemble(settings: Settings, *, elected: bool = False,
         may_send=(lambda: active.active) if elected else None,
         notifier=sender,
     )
-    deps = Deps(settings, archive, chats, ingestor, outbox, delivery, ScanStatus())
+    deps = Deps(settings, archive, chats, ingestor, outbox, delivery,
+                ScanStatus(redact=Redactor.from_settings(settings)))
 
     async def deliver_new(report: IngestReport) -> None:
         # Not only this scan's papers: whatever is stored and not yet queued.

@@ -23,6 +23,8 @@ class ScanStatus:
     last_report: IngestReport | None = None
     last_error: str | None = None
     hooks: list[ReportHook] = field(default_factory=list)
+    redact: Callable[[str], str] = field(default=lambda text: text)  # what is shown
+    # (/stats, /healthz) holds no secret an exception may carry (a database password)
 
 
 async def scan_once(ingestor: Ingestor, status: ScanStatus, *, hand_on: bool = True
@@ -32,7 +34,7 @@ async def scan_once(ingestor: Ingestor, status: ScanStatus, *, hand_on: bool = T
     try:
         report = await ingestor.scan()
     except Exception as exc:
-        status.last_error = f"{type(exc).__name__}: {exc}"
+        status.last_error = status.redact(f"{type(exc).__name__}: {exc}")
         raise
     status.last_at = datetime.now(UTC)
     status.last_report = report

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from bot.domain.limits import Limits
-from bot.services.ingest import Ingestor, find_markdown
+from bot.redaction import Redactor
+from bot.services.ingest import Ingestor, Listing, find_markdown
+from bot.services.scan import ScanStatus, scan_once
 from bot.storage.repository import ArchiveRepo
 from tests.services.test_ingest import NOW, Clock, age
 from tests.tg.delivery_support import SynthPaper, add_digest, digest_markdown
@@ -185,3 +187,17 @@ def test_an_unreadable_folder_keeps_its_papers(shared_tmp: Path) -> None:
     out = _paperfeed(shared_tmp, "ingest", "--settle", "0")
     assert "skipped 2024-06-04: cannot list" in out
     assert len(_paperfeed(shared_tmp, "export").splitlines()) == 2
+
+
+async def test_a_failed_scan_is_remembered_without_secrets(repo: ArchiveRepo,
+                                                           folder: Path) -> None:
+    """/stats and /healthz show the last scan's error: never with a password in it."""
+    def lister(root: Path) -> Listing:
+        raise RuntimeError("could not reach postgresql://bot:hunter2secret@db/paperfeed")
+
+    status = ScanStatus(redact=Redactor([("database password", "hunter2secret")]))
+    with pytest.raises(RuntimeError):
+        await scan_once(scan_with(repo, folder, lister=lister), status)
+    assert status.last_error is not None
+    assert "hunter2secret" not in status.last_error
+    assert "<database password>" in status.last_error
