@@ -1,10 +1,14 @@
 """Sending papers into a chat: the card, its analysis and its figures.
 
 Rendering is pure (bot.domain.rendering); this module only turns a rendered Card into
-Bot API calls, so chat replies and deliveries look the same.
+Bot API calls, so chat replies and deliveries look the same. The analysis, up to
+ANALYSIS_MAX_BYTES of markdown, is rendered in a worker thread: the event loop, which
+answers every other chat, never waits on it.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from telegram import Bot, InputMediaPhoto, LinkPreviewOptions, Message
 
@@ -37,10 +41,18 @@ async def send_card(bot: Bot, chat_id: int, card: Card, thread_id: int | None = 
     )
 
 
+async def analysis_parts(paper: ArchivedPaper) -> list[str]:
+    """The analysis as messages, rendered off the event loop."""
+    return await asyncio.to_thread(render_analysis, paper)
+
+
 async def send_analysis(bot: Bot, chat_id: int, paper: ArchivedPaper,
-                        thread_id: int | None = None) -> int:
-    """The long analysis in as many messages as it needs; returns how many were sent."""
-    parts = render_analysis(paper)
+                        thread_id: int | None = None, *,
+                        parts: list[str] | None = None) -> int:
+    """The long analysis in as many messages as it needs; returns how many were sent.
+    ``parts``: already rendered (by :func:`analysis_parts`)."""
+    if parts is None:
+        parts = await analysis_parts(paper)
     for part in parts:
         await bot.send_message(chat_id, part, parse_mode="HTML", message_thread_id=thread_id,
                                link_preview_options=LinkPreviewOptions(is_disabled=True))

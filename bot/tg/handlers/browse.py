@@ -20,14 +20,13 @@ from bot.domain.rendering import (
     CB_ANALYSIS,
     CB_FIGURES,
     parse_callback,
-    render_analysis,
     render_figures,
     render_result_line,
 )
 from bot.domain.tgtext import clean_text, escape, truncate, validate_telegram_html
 from bot.errors import UnknownTag
 from bot.tg.background import in_background
-from bot.tg.cards import card_for, send_analysis, send_card, send_figures
+from bot.tg.cards import analysis_parts, card_for, send_analysis, send_card, send_figures
 from bot.tg.chats import current_chat, refuse_button, thread_of
 from bot.tg.deps import Deps
 from bot.tg.keyboards import CB_PAPER, arxiv_key, parse_page_data, result_keyboard
@@ -418,7 +417,8 @@ class Browse:
             return
         action = parsed[0]
         thread = thread_of(update)
-        if action == CB_ANALYSIS and not render_analysis(found):
+        parts = await analysis_parts(found) if action == CB_ANALYSIS else []
+        if action == CB_ANALYSIS and not parts:
             await query.answer(tr(TEXTS, chat.lang, "no_analysis"), show_alert=True)
             return
         if action == CB_FIGURES and not render_figures(found):
@@ -428,8 +428,8 @@ class Browse:
         # The analysis (several messages, a second apart in a private chat) and the album
         # are sent in the background: the chat's next update need not wait for them.
         if action == CB_ANALYSIS:
-            in_background(context, send_analysis(context.bot, chat.chat_id, found, thread),
-                          "analysis", update)
+            in_background(context, send_analysis(context.bot, chat.chat_id, found, thread,
+                                                 parts=parts), "analysis", update)
         elif action == CB_FIGURES:
             in_background(context, send_figures(context.bot, chat.chat_id, found, thread),
                           "figures", update)
