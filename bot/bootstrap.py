@@ -16,38 +16,54 @@ from bot.config import Settings
 from bot.domain.limits import Limits
 from bot.redaction import RedactingFilter, Redactor
 from bot.services.ingest import DeleteGuard, Ingestor
+from bot.services.scan import ScanStatus
+from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
+from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """Everything the CLI and the bot need, built in one place and passed down."""
+    """Everything the CLI, the bot and the health server share, built in one place.
+
+    Nothing here connects: the engine opens its first connection when a repository is
+    first used. `open_services` migrates and disposes; the bot's runner builds these
+    and adds what needs Telegram (delivery, the Application).
+    """
 
     settings: Settings
     engine: AsyncEngine
     archive: ArchiveRepo
+    chats: ChatRepo
+    outbox: OutboxRepo
     ingestor: Ingestor
+    scan_status: ScanStatus
 
 
-def make_ingestor(settings: Settings, archive: ArchiveRepo) -> Ingestor:
-    """The one Ingestor the CLI and the bot both use, with the settings' guard and limits."""
-    return Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url,
-                    guard=DeleteGuard(settings.delete_guard_share, settings.delete_guard_min),
-                    max_file_bytes=settings.digest_max_bytes,
-                    limits=Limits(settings.analysis_max_bytes, settings.figures_max))
+def build_services(settings: Settings) -> Services:
+    """The one builder of the engine, the repositories and the ingestor."""
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    archive = ArchiveRepo(sessions)
+    ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url,
+                        guard=DeleteGuard(settings.delete_guard_share,
+                                          settings.delete_guard_min),
+                        max_file_bytes=settings.digest_max_bytes,
+                        limits=Limits(settings.analysis_max_bytes, settings.figures_max))
+    return Services(settings, engine, archive, ChatRepo(sessions), OutboxRepo(sessions),
+                    ingestor, ScanStatus(redact=Redactor.from_settings(settings)))
 
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Migrate the database to the newest schema, then hand out the services."""
-    engine = make_engine(settings.database_url)
+    services = build_services(settings)
     try:
-        await migrate(engine)
-        archive = ArchiveRepo(make_sessionmaker(engine))
-        yield Services(settings, engine, archive, make_ingestor(settings, archive))
+        await migrate(services.engine)
+        yield services
     finally:
-        await engine.dispose()
+        await services.engine.dispose()
 
 
 class _QuietStartAbort(logging.Filter):

@@ -23,19 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.bootstrap import make_ingestor
+from bot.bootstrap import build_services
 from bot.config import Settings
 from bot.domain.models import IngestReport
-from bot.redaction import Redactor, hide_password
+from bot.redaction import hide_password
 from bot.scheduling import register_jobs
 from bot.services.delivery import Delivery
 from bot.services.leader import LEASE_ACTIVE, ActiveInstance, reclaim_dead_lease
 from bot.services.ports import SystemClock
-from bot.services.scan import ScanStatus
-from bot.storage.chats import ChatRepo
-from bot.storage.engine import make_engine, make_sessionmaker, migrate
-from bot.storage.outbox import LEASE_SENDER, OutboxRepo
-from bot.storage.repository import ArchiveRepo
+from bot.storage.engine import migrate
+from bot.storage.outbox import LEASE_SENDER
 from bot.tg.app import AnyApp, build_application, make_bot, startup
 from bot.tg.deps import Deps
 from bot.tg.polling import PollingRequest
@@ -69,12 +66,8 @@ def assemble(settings: Settings, *, elected: bool = False,
     `paperfeed run` does, whose jobs hold the election); without it, as in the
     in-process tests that call the services themselves, it always may.
     """
-    engine = make_engine(settings.database_url)
-    sessions = make_sessionmaker(engine)
-    archive = ArchiveRepo(sessions)
-    chats = ChatRepo(sessions)
-    outbox = OutboxRepo(sessions)
-    ingestor = make_ingestor(settings, archive)
+    services = build_services(settings)
+    archive, chats, outbox = services.archive, services.chats, services.outbox
     polling = PollingRequest(connection_pool_size=1)
     bot = make_bot(settings, polling)
     owner = sender_owner()
@@ -89,8 +82,7 @@ def assemble(settings: Settings, *, elected: bool = False,
         may_send=(lambda: active.active) if elected else None,
         notifier=sender,
     )
-    deps = Deps(settings, archive, chats, ingestor, outbox, delivery,
-                ScanStatus(redact=Redactor.from_settings(settings)))
+    deps = Deps.of(services, delivery)
 
     async def deliver_new(report: IngestReport) -> None:
         # Not only this scan's papers: whatever is stored and not yet queued.
@@ -99,7 +91,7 @@ def assemble(settings: Settings, *, elected: bool = False,
 
     deps.scan_status.hooks.append(deliver_new)
     app = build_application(deps, bot, polling, **builder_options)
-    return Assembly(engine, deps, app, active)
+    return Assembly(services.engine, deps, app, active)
 
 
 class _CannotStart(Exception):

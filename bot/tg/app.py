@@ -97,7 +97,7 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     settings_menu = SettingsMenu(deps)
     app.add_handler(CommandHandler("settings", settings_menu.settings))
     app.add_handler(CallbackQueryHandler(settings_menu.button, pattern=r"^st:"))
-    admin = Admin(deps, delivery_counts=deps.outbox.counts)
+    admin = Admin(deps)
     app.add_handler(CommandHandler("stats", admin.stats))
     app.add_handler(CommandHandler("rescan", admin.rescan))
     repost = Repost(deps)

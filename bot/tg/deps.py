@@ -1,9 +1,12 @@
-"""What every handler needs, passed in once by the composition root (no bot_data lookups)."""
+"""What every handler needs, passed in once by the composition root (no bot_data lookups):
+the shared services (bot.bootstrap.Services) and the delivery that sends through this
+bot. Only bot.tg and the runner that builds the bot use it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.bootstrap import Services
 from bot.config import Settings
 from bot.services.delivery import Delivery
 from bot.services.ingest import Ingestor
@@ -24,6 +27,11 @@ class Deps:
     outbox: OutboxRepo
     delivery: Delivery
     scan_status: ScanStatus = field(default_factory=ScanStatus)
+
+    @classmethod
+    def of(cls, services: Services, delivery: Delivery) -> Deps:
+        return cls(services.settings, services.archive, services.chats, services.ingestor,
+                   services.outbox, delivery, services.scan_status)
 
     def is_operator(self, user_id: int | None) -> bool:
         """An admin of the bot itself (ADMIN_IDS), not of a group."""

@@ -7,9 +7,12 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
 from bot.domain.models import IngestReport
 from bot.domain.tgtext import MAX_MESSAGE_LEN, visible_len
+from bot.storage.engine import make_engine
+from bot.storage.outbox import NewDelivery
 from bot.tg.handlers.admin import Admin
 from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest
 
@@ -176,19 +179,24 @@ async def test_a_failed_hand_over_is_told_without_secrets(bot: BotUnderTest) -> 
 
 
 async def test_stats_show_delivery_counts(bot: BotUnderTest) -> None:
-    async def counts() -> dict[str, int]:
-        return {"pending": 3, "failed": 1}
-
-    admin = Admin(bot.deps, delivery_counts=counts, clock=lambda: datetime.now(UTC))
+    now = datetime.now(UTC)
+    await bot.deps.outbox.enqueue([
+        NewDelivery(-1, "card", "new", now, arxiv_id=f"2401.0000{n}") for n in range(1, 5)])
+    [first, *_] = await bot.deps.outbox.for_chat(-1)
+    await bot.deps.outbox.mark_failed(first.id, "refused")
+    admin = Admin(bot.deps, clock=lambda: datetime.now(UTC))
     assert "<b>Deliveries</b>: pending 3 · failed 1" in await admin.render_stats("en")
 
 
 async def test_stats_survive_a_broken_outbox(bot: BotUnderTest) -> None:
-    async def broken() -> dict[str, int]:
-        raise RuntimeError("outbox table missing")
-
-    text = await Admin(bot.deps, delivery_counts=broken).render_stats("zh")
-    assert "<b>推送</b>：—" in text
+    engine = make_engine(bot.deps.settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TABLE outbox"))
+    finally:
+        await engine.dispose()
+    rendered = await Admin(bot.deps).render_stats("zh")
+    assert "<b>推送</b>：—" in rendered
 
 
 def test_a_long_report_fits_one_message() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from telegram import Message, Update
@@ -28,7 +28,6 @@ from bot.tg.texts import tr
 
 log = logging.getLogger(__name__)
 
-DeliveryCounts = Callable[[], Awaitable[dict[str, int]]]
 Clock = Callable[[], datetime]
 
 MAX_SKIPPED_SHOWN = 10
@@ -117,10 +116,8 @@ def _utc_now() -> datetime:
 class Admin:
     """/stats and /rescan."""
 
-    def __init__(self, deps: Deps, *, delivery_counts: DeliveryCounts | None = None,
-                 clock: Clock = _utc_now) -> None:
+    def __init__(self, deps: Deps, *, clock: Clock = _utc_now) -> None:
         self.deps = deps
-        self.delivery_counts = delivery_counts
         self.clock = clock
 
     # -- /stats ----------------------------------------------------------------------
@@ -192,10 +189,8 @@ class Admin:
 
     async def _deliveries(self, lang: str) -> str:
         """Pending/failed from the outbox, "—" when there is none (yet) or it fails."""
-        if self.delivery_counts is None:
-            return tr(TEXTS, lang, "unavailable")
         try:
-            counts = await self.delivery_counts()
+            counts = await self.deps.outbox.counts()
         except Exception:  # /stats must work even when the outbox is broken
             log.exception("delivery counts for /stats failed")
             return tr(TEXTS, lang, "unavailable")
