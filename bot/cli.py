@@ -200,6 +200,10 @@ def _parse_date(value: str | None, name: str) -> date | None:
                                  param_hint=name) from None
 
 
+def _papers(n: int) -> str:
+    return f"{n} paper{'' if n == 1 else 's'}"
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Words, \"phrases\", author names, arXiv ids.")],
@@ -215,8 +219,9 @@ def search(
     tags = tuple(tag or ())
 
     async def work(services: Services) -> tuple[list[Any], int]:
-        resolved = tuple([await services.archive.resolve_tag(t) for t in tags])
-        q = replace(parsed, tags=parsed.tags + resolved, since=since_date or parsed.since)
+        # tag:X in the query as --tag X: an unknown one is named, with the closest known
+        resolved = tuple([await services.archive.resolve_tag(t) for t in parsed.tags + tags])
+        q = replace(parsed, tags=resolved, since=since_date or parsed.since)
         return await services.archive.search(q, limit=limit, offset=0)
 
     hits, total = _run(settings, work)
@@ -227,7 +232,8 @@ def search(
     if not hits:
         out.print("no papers match")
         return
-    table = Table(title=f"{total} papers match, showing {len(hits)}")
+    table = Table(title=f"{_papers(total)} match{'es' if total == 1 else ''}, showing "
+                        f"{len(hits)}")
     table.add_column("arXiv")
     table.add_column("date")
     table.add_column("title")
@@ -273,12 +279,13 @@ def export(
         return count
 
     count = _run(settings, work)
-    err.print(f"exported {count} papers")
+    err.print(f"exported {_papers(count)}")
 
 
 @app.command()
 def run() -> None:
-    """Run the bot: long polling, a folder scan at start and every SCAN_INTERVAL."""
+    """Run the bot: long polling (or a webhook server when WEBHOOK_URL is set), a folder
+    scan at start and every SCAN_INTERVAL, delivery to subscribers."""
     settings = _settings()
     if not settings.telegram_token.get_secret_value():
         err.print("[red]configuration error:[/red] TELEGRAM_TOKEN: not set; create a bot with "
@@ -406,7 +413,7 @@ def preview(
         raise typer.Exit(1) from None
 
     out.print(f"[bold]{escape_markup(rel)}[/bold]: topic {escape_markup(digest.topic)}, "
-              f"{digest.date.isoformat()}, {len(digest.papers)} papers "
+              f"{digest.date.isoformat()}, {_papers(len(digest.papers))} "
               f"(style {style.value}, language {lang.value})")
     rejected = 0
     for index, paper in enumerate(digest.papers, 1):
@@ -451,8 +458,9 @@ def preview(
         out.rule("skipped sections and warnings")
         for warning in digest.warnings:
             _raw(f"warning {warning}", style="yellow")
-    out.print(f"{len(digest.papers)} cards, {len(digest.warnings)} warnings, "
-              f"{rejected} papers with messages Telegram would refuse")
+    out.print(f"{len(digest.papers)} card{'' if len(digest.papers) == 1 else 's'}, "
+              f"{len(digest.warnings)} warning{'' if len(digest.warnings) == 1 else 's'}, "
+              f"{_papers(rejected)} with messages Telegram would refuse")
     if rejected:
         raise typer.Exit(1)
 

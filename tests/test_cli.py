@@ -101,6 +101,11 @@ def test_unknown_tag_suggests_the_closest(env: Path) -> None:
     result = runner.invoke(app, ["search", "x", "--tag", "nerff"])
     assert result.exit_code == 1
     assert "did you mean NeRF" in result.output
+    # The same tag written in the query itself.
+    result = runner.invoke(app, ["search", "tag:nerff gaussian"])
+    assert result.exit_code == 1
+    assert "did you mean NeRF" in result.output
+    assert invoke("search", "--json", "tag:nerf")  # case-insensitive, like --tag
 
 
 def test_bad_setting_is_one_line_not_a_traceback(env: Path,

@@ -39,7 +39,7 @@ def test_preview_prints_cards_lengths_buttons_and_warnings() -> None:
     assert "[📄 PDF → https://arxiv.org/pdf/2404.00041v1]" in out
     assert "analysis: 1 message(s)" in out
     assert "section has an **Authors: line but no [PDF](…) line; skipped" in out
-    assert "3 cards, 1 warnings, 0 papers with messages Telegram would refuse" in out
+    assert "3 cards, 1 warning, 0 papers with messages Telegram would refuse" in out
 
 
 def test_preview_compact_in_chinese_with_the_analysis() -> None:

@@ -44,7 +44,9 @@ TEXTS = {
         "toggled_on": "Following {tag}",
         "toggled_off": "Stopped following {tag}",
         "tags_title": "<b>Topics</b> ({count})",
-        "tag_line": "{mark}<b>{name}</b> — {papers} papers, last {last}",
+        "tag_line": "{mark}<b>{name}</b> — {papers}, last {last}",
+        "tag_papers_one": "1 paper",
+        "tag_papers_many": "{n} papers",
         "tags_footer": "✅ = followed here. /subscribe NAME to follow, /tag NAME to browse.",
         "channel_usage": "Send /subscribe @channel [topics] to subscribe a channel.",
         "channel_unknown": "I can't find {channel}, or I'm not a member of it.",
@@ -67,7 +69,9 @@ TEXTS = {
         "toggled_on": "已订阅 {tag}",
         "toggled_off": "已取消 {tag}",
         "tags_title": "<b>主题</b>（{count}）",
-        "tag_line": "{mark}<b>{name}</b> — {papers} 篇，最近 {last}",
+        "tag_line": "{mark}<b>{name}</b> — {papers}，最近 {last}",
+        "tag_papers_one": "1 篇",
+        "tag_papers_many": "{n} 篇",
         "tags_footer": "✅ = 本聊天已订阅。/subscribe 主题 订阅，/tag 主题 浏览。",
         "channel_usage": "发送 /subscribe @频道 [主题] 为频道订阅。",
         "channel_unknown": "找不到 {channel}，或我不是其成员。",
@@ -330,8 +334,10 @@ class Subscriptions:
         for info in infos:
             mark = "✅ " if chat.all_topics or info.name in chat.tags else "▫️ "
             last = info.last_date.isoformat() if info.last_date else "—"
+            papers = tr(TEXTS, chat.lang, "tag_papers_one" if info.papers == 1
+                        else "tag_papers_many", n=info.papers)
             lines.append(tr(TEXTS, chat.lang, "tag_line", mark=mark, name=escape(info.name),
-                            papers=info.papers, last=last))
+                            papers=papers, last=last))
         lines.append("")
         lines.append(tr(TEXTS, chat.lang, "tags_footer"))
         return "\n".join(lines)
