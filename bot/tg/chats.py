@@ -6,7 +6,7 @@ import logging
 import re
 
 from telegram import Bot, Update
-from telegram.constants import ChatMemberStatus, ChatType
+from telegram.constants import CallbackQueryLimit, ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 
 from bot.domain.models import Chat
@@ -14,6 +14,9 @@ from bot.tg.deps import Deps
 from bot.tg.texts import COMMON, lang_of, tr
 
 log = logging.getLogger(__name__)
+
+ANSWER_LEN = int(CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH)
+"""The most a button's answer may say (UTF-16 units)."""
 
 _ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 _CHANNEL_REF = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}|-100\d{5,15}")

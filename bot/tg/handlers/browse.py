@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
-from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.domain.models import Chat, SearchHit, SearchQuery
@@ -23,12 +22,13 @@ from bot.domain.rendering import (
     render_figures,
     render_result_line,
 )
-from bot.domain.tgtext import clean_text, escape, truncate, validate_telegram_html
+from bot.domain.tgtext import clean_text, escape, truncate
 from bot.errors import UnknownTag
 from bot.tg.background import in_background
 from bot.tg.cards import analysis_parts, card_for, send_analysis, send_card, send_figures
-from bot.tg.chats import current_chat, refuse_button, thread_of
+from bot.tg.chats import ANSWER_LEN, current_chat, refuse_button, thread_of
 from bot.tg.deps import Deps
+from bot.tg.edits import edit_in_place
 from bot.tg.keyboards import CB_PAPER, arxiv_key, parse_page_data, result_keyboard
 from bot.tg.tags import unknown_tag_text
 from bot.tg.texts import COMMON, lang_of, tr
@@ -137,14 +137,6 @@ def papers_count(lang: str, n: int) -> str:
 def echo(text: str) -> str:
     """User text repeated back in HTML: one line, cut short, escaped."""
     return escape(truncate(" ".join(clean_text(text).split()), ECHO_LEN))
-
-
-def _shows(message: Message, html: str, keyboard: InlineKeyboardMarkup | None) -> bool:
-    """Whether ``message`` already shows ``html`` with ``keyboard``: Telegram refuses an
-    edit that changes nothing ("message is not modified")."""
-    current = message.reply_markup.to_dict() if message.reply_markup else None
-    wanted = keyboard.to_dict() if keyboard and keyboard.inline_keyboard else None
-    return (message.text or "") == validate_telegram_html(html).strip() and current == wanted
 
 
 def argument_text(message: Message) -> str:
@@ -365,15 +357,7 @@ class Browse:
         result = await self._page(text, page)
         body, keyboard = self._render(result, chat.lang, query_id)
         await query.answer()
-        message = query.message
-        if isinstance(message, Message) and _shows(message, body, keyboard):
-            return  # a double tap: that page is shown already, an edit would be refused
-        try:
-            await query.edit_message_text(body, parse_mode="HTML", reply_markup=keyboard,
-                                          link_preview_options=NO_PREVIEW)
-        except BadRequest as exc:  # two taps at once: the other one edited it first
-            if "not modified" not in exc.message.lower():
-                raise
+        await edit_in_place(query, body, keyboard, NO_PREVIEW)  # a double tap: no edit
 
     # --- /paper and the buttons that open one paper ---------------------------------------
 
@@ -406,13 +390,14 @@ class Browse:
         if update.effective_chat is None:  # a button on a message shared inline
             lang = lang_of(query.from_user.language_code)
             await query.answer(truncate(tr(TEXTS, lang, "not_here",
-                                           id=parsed[1] if parsed else "?"), 200),
+                                           id=parsed[1] if parsed else "?"), ANSWER_LEN),
                                show_alert=True)
             return
         chat = await current_chat(update, self.deps)
         found = await self.deps.archive.get_paper(parsed[1])
         if found is None:
-            await query.answer(truncate(tr(COMMON, chat.lang, "not_found", what=parsed[1]), 200),
+            await query.answer(truncate(tr(COMMON, chat.lang, "not_found", what=parsed[1]),
+                                        ANSWER_LEN),
                                show_alert=True)
             return
         action = parsed[0]

@@ -18,6 +18,7 @@ from telegram import (
     Update,
     User,
 )
+from telegram.constants import InlineQueryResultLimit
 from telegram.ext import ContextTypes
 
 from bot.domain.models import ArchivedPaper, Chat, SearchQuery
@@ -37,7 +38,7 @@ CACHE_ENTRIES = 1024  # pages kept (query, offset, language, card style)
 MAX_OFFSET = 100_000  # beyond any real archive; keeps a forged offset harmless
 TITLE_LEN = 100
 DESCRIPTION_LEN = 200
-RESULT_ID_BYTES = 64
+RESULT_ID_BYTES = int(InlineQueryResultLimit.MAX_ID_LENGTH)
 
 _Page = tuple[tuple[InlineQueryResultArticle, ...], str]  # results, next_offset
 

@@ -31,13 +31,14 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.domain.models import CARD_STYLES, LANGUAGES, Chat
-from bot.domain.tgtext import escape, truncate, validate_telegram_html
-from bot.tg.chats import channel_ref, current_chat, may_manage
+from bot.domain.tgtext import escape, truncate
+from bot.tg.chats import ANSWER_LEN, channel_ref, current_chat, may_manage
 from bot.tg.deps import Deps
+from bot.tg.edits import edit_in_place, shows
 from bot.tg.keyboards import button, choice, rows_of, strict_int
 from bot.tg.texts import COMMON, tr
 
@@ -317,11 +318,7 @@ class Menu:
 
     def same_as(self, message: Message) -> bool:
         """Whether Telegram would call an edit to this "not modified"."""
-        shown = (message.text or "").strip()
-        if validate_telegram_html(self.html).strip() != shown:
-            return False
-        current = message.reply_markup.to_dict() if message.reply_markup else None
-        return current == self.keyboard.to_dict()
+        return shows(message, self.html, self.keyboard)
 
 
 class SettingsMenu:
@@ -644,7 +641,7 @@ class SettingsMenu:
             await query.answer(tr(COMMON, chat.lang, "expired"), show_alert=True)
             return
         chat, note, view = result
-        await query.answer(truncate(note, 200))  # 200 UTF-16 units, not code points
+        await query.answer(truncate(note, ANSWER_LEN))  # UTF-16 units, not code points
         await self._show(update, chat, view)
 
     async def _apply_button(self, chat: Chat, setting: str, value: str
@@ -703,12 +700,4 @@ class SettingsMenu:
                                                 reply_markup=menu.keyboard,
                                                 message_thread_id=chat.thread_id)
             return
-        if menu.same_as(message):
-            return
-        try:
-            await query.edit_message_text(menu.html, parse_mode="HTML",
-                                          reply_markup=menu.keyboard)
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                raise
-            log.debug("menu in chat %s already up to date", chat.chat_id)
+        await edit_in_place(query, menu.html, menu.keyboard)

@@ -15,7 +15,7 @@ from telegram.ext import ContextTypes
 from bot.domain.models import Chat, TagInfo
 from bot.domain.tgtext import escape, split_html, truncate
 from bot.errors import UnknownTag
-from bot.tg.chats import channel_ref, current_chat, may_manage, thread_of
+from bot.tg.chats import ANSWER_LEN, channel_ref, current_chat, may_manage, thread_of
 from bot.tg.deps import Deps
 from bot.tg.keyboards import (
     parse_toggle_page,
@@ -295,7 +295,7 @@ class Subscriptions:
                 thread_id=thread_of(update) or chat.thread_id)
             shown = toggle_page_of(names, tag)
         await self.deps.delivery.unfollowed(chat)
-        await query.answer(truncate(note, 200))  # 200 UTF-16 units, not code points
+        await query.answer(truncate(note, ANSWER_LEN))  # UTF-16 units, not code points
         if message is not None:
             if message.text == tr(TEXTS, chat.lang, "choose"):
                 await self._refresh_toggles(message, chat, names, shown)
