@@ -5,14 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from bot.domain.chat_settings import parse_time, resolve_timezone, split_keywords
 from bot.domain.models import Chat
 from bot.services.scan import scan_once
-from bot.tg.handlers.settings import (
-    SettingsMenu,
-    parse_time,
-    resolve_timezone,
-    split_keywords,
-)
+from bot.tg.handlers.settings import SettingsMenu
 from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest
 from tests.tg.botapi_server import EditRecord, FakeBotApi, FakeChat, FakeUser
 from tests.tg.delivery_support import SynthPaper, add_digest

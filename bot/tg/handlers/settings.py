@@ -20,12 +20,7 @@ Text forms (all answered with the menu, headed by what changed)::
 
 from __future__ import annotations
 
-import difflib
-import functools
 import logging
-import re
-import shlex
-import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,34 +29,26 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.domain.chat_settings import (
+    COMMON_ZONES,
+    HOURS,
+    Change,
+    Refusal,
+    parse_button,
+    parse_form,
+)
 from bot.domain.models import CARD_STYLES, LANGUAGES, Chat
 from bot.domain.tgtext import escape, truncate
 from bot.tg.chats import ANSWER_LEN, channel_ref, current_chat, may_manage
 from bot.tg.deps import Deps
 from bot.tg.edits import edit_in_place, shows
-from bot.tg.keyboards import button, choice, rows_of, strict_int
+from bot.tg.keyboards import button, choice, rows_of
 from bot.tg.texts import COMMON, tr
 
 log = logging.getLogger(__name__)
 
-COMMON_ZONES = (
-    ("UTC", "UTC"),
-    ("Europe/London", "London"),
-    ("Europe/Berlin", "Berlin"),
-    ("America/New_York", "New York"),
-    ("America/Los_Angeles", "Los Angeles"),
-    ("Asia/Shanghai", "Shanghai"),
-    ("Asia/Tokyo", "Tokyo"),
-    ("Asia/Kolkata", "Kolkata"),
-    ("Australia/Sydney", "Sydney"),
-)
-HOURS = tuple(range(6, 24))  # the time grid: 18 hours, 3 rows of 6
 HOURS_PER_ROW = 6
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
-MAX_KEYWORDS = 20
-MAX_KEYWORD_LEN = 60
-OFF_WORDS = frozenset({"off", "none", "clear", "-", "default", "关闭", "清除", "默认"})
-_TIME_RE = re.compile(r"^(\d{1,2})(?::(\d{2}))?$")
 
 TEXTS = {
     "en": {
@@ -239,71 +226,6 @@ def _form(args: list[str]) -> tuple[str, str]:
         what, _, rest = rest.partition(" ")
         what, rest = what.lower(), rest.strip()
     return what, rest
-
-
-
-def parse_time(text: str) -> str | None:
-    """``"7:30"``/``"07:30"``/``"7"`` → ``"07:30"``/``"07:00"``; None if not a 24-hour time."""
-    m = _TIME_RE.match(text.strip().replace("：", ":"))
-    if m is None:
-        return None
-    hour, minute = int(m[1]), int(m[2] or 0)
-    if hour > 23 or minute > 59:
-        return None
-    return f"{hour:02d}:{minute:02d}"
-
-
-@functools.cache
-def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
-def resolve_timezone(text: str) -> str | None:
-    """The IANA name the user meant: exact, any case, or a unique city (``paris``)."""
-    name = text.strip().replace(" ", "_")
-    zones = _zones()
-    if name not in zones:
-        folded = name.casefold()
-        by_case = [z for z in zones if z.casefold() == folded]
-        by_city = [z for z in zones if "/" in z and z.rsplit("/", 1)[1].casefold() == folded]
-        found = by_case or (by_city if len(by_city) == 1 else [])
-        if not found:
-            return None
-        name = found[0]
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return None
-    return name
-
-
-def timezone_suggestions(text: str) -> list[str]:
-    """Up to three zone names close to what the user typed."""
-    name = text.strip().replace(" ", "_")
-    zones = sorted(_zones())
-    by_lower = {z.casefold(): z for z in zones}
-    close = difflib.get_close_matches(name.casefold(), list(by_lower), n=3, cutoff=0.6)
-    cities = [z for z in zones if "/" in z and
-              z.rsplit("/", 1)[1].casefold() == name.casefold()]
-    return list(dict.fromkeys(cities + [by_lower[c] for c in close]))[:3]
-
-
-def split_keywords(text: str) -> list[str]:
-    """Keywords from a command: comma-separated (phrases kept), else quoted or single words."""
-    text = text.replace("，", ",").replace("、", ",").strip()
-    if "," in text:
-        parts = text.split(",")
-    else:
-        try:
-            parts = shlex.split(text)
-        except ValueError:  # an unbalanced quote
-            parts = text.split()
-    seen: dict[str, str] = {}
-    for part in parts:
-        word = " ".join(part.split())
-        if word:
-            seen.setdefault(word.casefold(), word)
-    return list(seen.values())
 
 
 # --- rendering (pure apart from the operator defaults) ------------------------------------
@@ -556,62 +478,44 @@ class SettingsMenu:
     async def _apply_text(self, chat: Chat, what: str, rest: str
                           ) -> str | tuple[Chat, str, str]:
         """Apply a text form: the changed chat, its note and view; or an error text."""
-        lang = chat.lang
-        update = self._update
-        if what == "instant":
-            chat = await update(chat.chat_id, mode="instant")
-            return chat, tr(TEXTS, chat.lang, "set_instant"), "main"
-        if what in ("daily", "time"):
-            values: dict[str, object] = {"mode": "daily"}
-            if rest:
-                if rest.lower() in OFF_WORDS:
-                    values["daily_time"] = None
-                else:
-                    parsed = parse_time(rest)
-                    if parsed is None:
-                        return tr(TEXTS, lang, "bad_time", value=rest)
-                    values["daily_time"] = parsed
-            chat = await update(chat.chat_id, **values)
-            return chat, self._daily_note(chat), "main"
-        if what in ("tz", "timezone"):
-            if rest.lower() in OFF_WORDS:
-                chat = await update(chat.chat_id, timezone=None)
-            else:
-                zone = resolve_timezone(rest)
-                if zone is None:
-                    names = timezone_suggestions(rest)
-                    hint = tr(TEXTS, lang, "tz_hint", names=", ".join(names)) if names else ""
-                    return tr(TEXTS, lang, "bad_tz", value=rest, hint=hint)
-                chat = await update(chat.chat_id, timezone=zone)
-            return chat, tr(TEXTS, chat.lang, "set_tz", tz=escape(self._tz(chat))), "main"
-        if what in ("only", "never", "filters", "keywords"):
-            field = "include" if what == "only" else "exclude"
-            if what not in ("only", "never"):
-                return tr(TEXTS, lang, "no_words")
-            if rest.lower() in OFF_WORDS:
-                chat = await update(chat.chat_id, **{field: ()})
-                return chat, tr(TEXTS, chat.lang, f"cleared_{what}"), "filters"
-            words = split_keywords(rest)
+        change = parse_form(what, rest)
+        if isinstance(change, Refusal):
+            params = dict(change.params)
+            if change.text == "bad_tz":
+                params["hint"] = (tr(TEXTS, chat.lang, "tz_hint",
+                                     names=", ".join(change.suggestions))
+                                  if change.suggestions else "")
+            return tr(TEXTS, chat.lang, change.text, **params)
+        return await self._apply(chat, change)
+
+    async def _apply(self, chat: Chat, change: Change, *, tell_unchanged: bool = False
+                     ) -> tuple[Chat, str, str]:
+        """The one place a change is applied: the chat as it now is, the note that
+        confirms it and the view to show. ``tell_unchanged``: a tap that changes nothing
+        says so (a typed form confirms anyway)."""
+        if tell_unchanged and all(getattr(chat, k) == v for k, v in change.values.items()):
+            note = (self._daily_note(chat) if change.values.get("mode") == "daily"
+                    else tr(TEXTS, chat.lang, "unchanged"))
+            return chat, note, change.view
+        chat = await self._update(chat.chat_id, **change.values)
+        return chat, self._note(chat, change), change.view
+
+    def _note(self, chat: Chat, change: Change) -> str:
+        lang, setting = chat.lang, change.setting
+        if setting == "mode" and change.values["mode"] == "instant":
+            return tr(TEXTS, lang, "set_instant")
+        if setting in ("mode", "time"):
+            return self._daily_note(chat)
+        if setting == "tz":
+            return tr(TEXTS, lang, "set_tz", tz=escape(self._tz(chat)))
+        if setting in ("only", "never"):
+            words = chat.include if setting == "only" else chat.exclude
             if not words:
-                return tr(TEXTS, lang, "no_words")
-            if len(words) > MAX_KEYWORDS or any(len(w) > MAX_KEYWORD_LEN for w in words):
-                return tr(TEXTS, lang, "too_many", count=MAX_KEYWORDS, length=MAX_KEYWORD_LEN)
-            chat = await update(chat.chat_id, **{field: tuple(words)})
-            return chat, tr(TEXTS, chat.lang, f"set_{what}",
-                            words=escape(", ".join(words))), "filters"
-        if what == "style":
-            style = rest.lower()
-            if style not in CARD_STYLES:
-                return tr(TEXTS, lang, "bad_choice", choices=", ".join(CARD_STYLES))
-            chat = await update(chat.chat_id, style=style)
-            return chat, tr(TEXTS, chat.lang, "set_style", style=tr(TEXTS, chat.lang, style)), \
-                "main"
-        code = {"zh": "zh", "中文": "zh", "chinese": "zh", "en": "en", "english": "en"}.get(
-            rest.lower())
-        if code is None:
-            return tr(TEXTS, lang, "bad_choice", choices="en, zh")
-        chat = await update(chat.chat_id, lang=code)
-        return chat, tr(TEXTS, chat.lang, "set_lang"), "main"
+                return tr(TEXTS, lang, f"cleared_{setting}")
+            return tr(TEXTS, lang, f"set_{setting}", words=escape(", ".join(words)))
+        if setting == "style":
+            return tr(TEXTS, lang, "set_style", style=tr(TEXTS, lang, chat.style))
+        return tr(TEXTS, lang, "set_lang")
 
     def _daily_note(self, chat: Chat) -> str:
         return tr(TEXTS, chat.lang, "set_daily", time=escape(self._time(chat)),
@@ -647,46 +551,8 @@ class SettingsMenu:
     async def _apply_button(self, chat: Chat, setting: str, value: str
                             ) -> tuple[Chat, str, str] | None:
         """Apply a tap: the chat as it now is, a toast and the view to show; None if stale."""
-        update = self._update
-        changes: dict[str, object]
-        view = "main"
-        if setting == "mode" and value in ("instant", "daily"):
-            changes = {"mode": value}
-            view = "time" if value == "daily" else "main"
-        elif setting == "time" and (value == "default" or strict_int(value) in HOURS):
-            changes = {"mode": "daily",
-                       "daily_time": None if value == "default" else f"{int(value):02d}:00"}
-        elif setting == "tz" and (value == "default" or value in dict(COMMON_ZONES)):
-            changes = {"timezone": None if value == "default" else value}
-        elif setting in ("only", "never") and value == "off":
-            changes = {"include" if setting == "only" else "exclude": ()}
-            view = "filters"
-        elif setting == "style" and value in CARD_STYLES:
-            changes = {"style": value}
-        elif setting == "lang" and value in LANGUAGES:
-            changes = {"lang": value}
-        else:
-            return None
-        current = {name: getattr(chat, name) for name in changes}
-        if current == changes:
-            note = (self._daily_note(chat) if setting == "mode" and value == "daily"
-                    else tr(TEXTS, chat.lang, "unchanged"))
-            return chat, note, view
-        chat = await update(chat.chat_id, **changes)
-        if setting == "mode":
-            note = self._daily_note(chat) if value == "daily" \
-                else tr(TEXTS, chat.lang, "set_instant")
-        elif setting == "time":
-            note = self._daily_note(chat)
-        elif setting == "tz":
-            note = tr(TEXTS, chat.lang, "set_tz", tz=self._tz(chat))
-        elif setting in ("only", "never"):
-            note = tr(TEXTS, chat.lang, f"cleared_{setting}")
-        elif setting == "style":
-            note = tr(TEXTS, chat.lang, "set_style", style=tr(TEXTS, chat.lang, value))
-        else:
-            note = tr(TEXTS, chat.lang, "set_lang")
-        return chat, note, view
+        change = parse_button(setting, value)
+        return None if change is None else await self._apply(chat, change, tell_unchanged=True)
 
     async def _show(self, update: Update, chat: Chat, view: str) -> None:
         """Edit the menu in place, unless it already shows exactly this (Telegram refuses
