@@ -43,6 +43,7 @@ from enum import Enum
 from typing import Any, Final, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.domain.chat_settings import language
 from bot.domain.matching import wants
 from bot.domain.models import ArchivedPaper, Chat, IngestReport
 from bot.domain.rendering import render_card
@@ -156,7 +157,7 @@ _HEADER_WORDS = {
 def render_header(topic: str, day: date | str | None, papers: int, *, lang: str = "en",
                   reason: str = "new") -> str:
     """The line that opens a digest in a chat: ``📚 <b>topic</b> · 2024-06-01 · 3 new papers``."""
-    words = _HEADER_WORDS.get(lang.lower().replace("_", "-").split("-")[0], _HEADER_WORDS["en"])
+    words = _HEADER_WORDS[language(lang)]
     index = (0 if papers == 1 else 1) + (0 if reason == "new" else 2)
     parts = [f"<b>{escape(truncate(clean_text(topic).strip() or '?', 200))}</b>"]
     if day:
@@ -177,8 +178,7 @@ _PAUSED_WORDS = {
 
 def render_paused_notice(title: str, reason: str, *, lang: str = "en") -> str:
     """What a paused chat's admins are told once: why, and that nothing is lost."""
-    words = _PAUSED_WORDS.get(lang.lower().replace("_", "-").split("-")[0],
-                              _PAUSED_WORDS["en"])
+    words = _PAUSED_WORDS[language(lang)]
     return words.format(title=escape(truncate(clean_text(title).strip() or "this chat", 100)),
                         reason=escape(truncate(clean_text(reason).strip(), 300)))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot.domain.chat_settings import language
+
 Table = Mapping[str, Mapping[str, str]]
 
 COMMON: Table = {
@@ -40,7 +42,7 @@ COMMON: Table = {
 
 def lang_of(code: str | None) -> str:
     """Telegram's language_code to one of our interface languages."""
-    return "zh" if code and code.lower().startswith("zh") else "en"
+    return language(code)
 
 
 def tr(table: Table, lang: str, key: str, **values: Any) -> str:

@@ -27,7 +27,7 @@ from bot.tg.chats import refuse_button, require_operator
 from bot.tg.deps import Deps
 from bot.tg.keyboards import button, confirm_answer
 from bot.tg.tags import unknown_tag_text
-from bot.tg.texts import tr
+from bot.tg.texts import lang_of, tr
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class Repost:
             return
         yes, token = parsed
         user_id = query.from_user.id
-        lang = "zh" if (query.from_user.language_code or "").startswith("zh") else "en"
+        lang = lang_of(query.from_user.language_code)
         if not self.deps.is_operator(user_id):
             await query.answer(tr(TEXTS, lang, "expired"), show_alert=True)
             return
