@@ -698,14 +698,14 @@ async def test_a_drain_that_loses_its_lease_stops_sending(world: World,
 
     # Watching before the takeover: A may notice while B's acquire is still returning.
     watcher = Notice()
-    logging.getLogger("bot.services.delivery").addHandler(watcher)
+    logging.getLogger("bot.services.drain").addHandler(watcher)
     try:
         world.clock.advance(seconds=1)  # A stalls past its lease, B takes over
         assert await world.outbox.acquire_lease(LEASE_SENDER, "B", timedelta(seconds=60))
         async with asyncio.timeout(5):  # A's renewal notices within a few ms
             await noticed.wait()
     finally:
-        logging.getLogger("bot.services.delivery").removeHandler(watcher)
+        logging.getLogger("bot.services.drain").removeHandler(watcher)
     gate.set()
     report = await draining
     assert report.sent <= 1  # at most what was in flight

@@ -202,7 +202,7 @@ def test_short_and_unknown_secrets_are_caught_by_their_shape(
     """A two-letter webhook secret or password is not replaced everywhere (it would
     mangle words), but is where it is recognisable; so is a token no setting names."""
     out = logs(settings(webhook_secret="Q7", database_url="postgresql+asyncpg://pf:pw@db/pf"))
-    log = logging.getLogger("tornado.general")
+    log = logging.getLogger("tornado.web")
     log.debug("headers: {'X-Telegram-Bot-Api-Secret-Token': 'Q7'}")
     log.debug("X-Telegram-Bot-Api-Secret-Token: Q7")
     log.debug("engine at postgresql+asyncpg://pf:pw@db/pf")
