@@ -21,6 +21,7 @@ from rich.text import Text
 
 from bot.bootstrap import Services, open_services, setup_logging
 from bot.config import Settings, load_settings
+from bot.domain.chat_settings import language, style_of
 from bot.domain.models import Appearance, ArchivedPaper, IngestReport
 from bot.domain.parsing import parse_digest
 from bot.domain.query import parse_query
@@ -325,6 +326,8 @@ MAX_BUTTONS_PER_ROW = 8  # Telegram's limit for one row of an inline keyboard
 
 
 class CardStyle(StrEnum):
+    """The option's choices: bot.domain.models.CARD_STYLES (typer wants an Enum)."""
+
     full = "full"
     compact = "compact"
 
@@ -421,8 +424,8 @@ def preview(
                                 paper.takeaways, position=index - 1)
         archived = ArchivedPaper(paper, (appearance,))
         card = render_card(archived, blog_base_url=settings.blog_base_url,
-                           style="compact" if style is CardStyle.compact else "full",
-                           appearance=appearance, lang=lang.value)
+                           style=style_of(style.value), appearance=appearance,
+                           lang=language(lang.value))
         out.rule(Text(f"{index}/{len(digest.papers)} {paper.arxiv_id} {paper.title}"[:100]))
         _raw(card.html)
         out.print()

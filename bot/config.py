@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.domain.chat_settings import time_of
 from bot.errors import ConfigError
 from bot.redaction import hide_password
 
@@ -88,11 +89,10 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_time(cls, value: Any) -> Any:
         if isinstance(value, str):
-            try:
-                hours, minutes = value.strip().split(":")
-                return time(int(hours), int(minutes))
-            except ValueError:
-                raise ValueError("must be HH:MM, e.g. 09:00") from None
+            parsed = time_of(value)
+            if parsed is None:
+                raise ValueError("must be HH:MM, e.g. 09:00")
+            return parsed
         return value
 
     @field_validator("log_level", mode="before")

@@ -12,9 +12,10 @@ import shlex
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from typing import Final
 
-from bot.domain.models import CARD_STYLES, LANGUAGES
+from bot.domain.models import CARD_STYLES, DELIVERY_MODES, LANGUAGES, Lang, Mode, Style
 
 __all__ = [
     "COMMON_ZONES",
@@ -24,13 +25,18 @@ __all__ = [
     "OFF_WORDS",
     "Change",
     "Refusal",
+    "hhmm",
     "language",
+    "mode_of",
     "parse_button",
     "parse_form",
     "parse_time",
     "resolve_timezone",
     "split_keywords",
+    "style_of",
+    "time_of",
     "timezone_suggestions",
+    "zone_of",
 ]
 
 HOURS: Final = tuple(range(6, 24))  # the menu's time grid: 18 hours
@@ -51,7 +57,7 @@ COMMON_ZONES: Final = (
 """The time zones offered as buttons; any other is typed (`/settings tz Europe/Paris`)."""
 
 _TIME_RE: Final = re.compile(r"(\d{1,2})(?::(\d{2}))?")
-_LANGUAGE_WORDS: Final = {"zh": "zh", "中文": "zh", "chinese": "zh", "en": "en",
+_LANGUAGE_WORDS: Final[dict[str, Lang]] = {"zh": "zh", "中文": "zh", "chinese": "zh", "en": "en",
                           "english": "en"}
 
 
@@ -74,10 +80,40 @@ class Refusal:
     suggestions: tuple[str, ...] = ()  # what the person may have meant
 
 
-def language(code: str | None) -> str:
+def language(code: str | None) -> Lang:
     """One of LANGUAGES from a Telegram language_code or a stored value: zh-hans → zh."""
     base = (code or "").lower().replace("_", "-").split("-")[0]
-    return base if base in LANGUAGES else "en"
+    return "zh" if base == "zh" else "en"
+
+
+def mode_of(value: str | None) -> Mode:
+    """A stored delivery mode; anything unknown is the default, instant."""
+    return "daily" if value == "daily" else "instant"
+
+
+def style_of(value: str | None) -> Style:
+    """A stored card style; anything unknown is the default, full."""
+    return "compact" if value == "compact" else "full"
+
+
+def time_of(value: str | None) -> time | None:
+    """A stored or typed ``HH:MM`` as a time; None when empty or not a time."""
+    text = parse_time(value) if value else None
+    return None if text is None else time(int(text[:2]), int(text[3:]))
+
+
+def hhmm(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def zone_of(name: str | None) -> zoneinfo.ZoneInfo | None:
+    """A stored IANA name as a zone; None when empty or unknown to this system."""
+    if not name:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def parse_time(text: str) -> str | None:
@@ -156,10 +192,10 @@ def parse_form(what: str, rest: str) -> Change | Refusal:
     if what in ("daily", "time"):
         values: dict[str, object] = {"mode": "daily"}
         if rest:
-            time = None if off else parse_time(rest)
-            if time is None and not off:
+            at = None if off else time_of(rest)
+            if at is None and not off:
                 return Refusal("bad_time", {"value": rest})
-            values["daily_time"] = time
+            values["daily_time"] = at
         return Change("time", values)
     if what in ("tz", "timezone"):
         if off:
@@ -167,7 +203,7 @@ def parse_form(what: str, rest: str) -> Change | Refusal:
         zone = resolve_timezone(rest)
         if zone is None:
             return Refusal("bad_tz", {"value": rest}, tuple(timezone_suggestions(rest)))
-        return Change("tz", {"timezone": zone})
+        return Change("tz", {"timezone": zone_of(zone)})
     if what in ("only", "never"):
         name = "include" if what == "only" else "exclude"
         if off:
@@ -183,7 +219,7 @@ def parse_form(what: str, rest: str) -> Change | Refusal:
     if what == "style":
         if rest.lower() not in CARD_STYLES:
             return Refusal("bad_choice", {"choices": ", ".join(CARD_STYLES)})
-        return Change("style", {"style": rest.lower()})
+        return Change("style", {"style": style_of(rest.lower())})
     code = _LANGUAGE_WORDS.get(rest.lower())
     if code is None:
         return Refusal("bad_choice", {"choices": ", ".join(LANGUAGES)})
@@ -192,17 +228,17 @@ def parse_form(what: str, rest: str) -> Change | Refusal:
 
 def parse_button(setting: str, value: str) -> Change | None:
     """A menu button's ``st:<setting>:<value>``; None when it is not one we draw."""
-    if setting == "mode" and value in ("instant", "daily"):
-        return Change("mode", {"mode": value}, "time" if value == "daily" else "main")
+    if setting == "mode" and value in DELIVERY_MODES:
+        return Change("mode", {"mode": mode_of(value)}, "time" if value == "daily" else "main")
     if setting == "time" and (value == "default" or _strict_hour(value) in HOURS):
-        time = None if value == "default" else f"{int(value):02d}:00"
-        return Change("time", {"mode": "daily", "daily_time": time})
+        at = None if value == "default" else time(int(value))
+        return Change("time", {"mode": "daily", "daily_time": at})
     if setting == "tz" and (value == "default" or value in dict(COMMON_ZONES)):
-        return Change("tz", {"timezone": None if value == "default" else value})
+        return Change("tz", {"timezone": None if value == "default" else zone_of(value)})
     if setting in ("only", "never") and value == "off":
         return Change(setting, {"include" if setting == "only" else "exclude": ()}, "filters")
     if setting == "style" and value in CARD_STYLES:
-        return Change("style", {"style": value})
+        return Change("style", {"style": style_of(value)})
     if setting == "lang" and value in LANGUAGES:
-        return Change("lang", {"lang": value})
+        return Change("lang", {"lang": language(value)})
     return None

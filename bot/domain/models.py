@@ -7,7 +7,9 @@ sees a database row or a Telegram object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +154,14 @@ class IngestReport:
     deletions_held: int = 0  # files gone from the folder but kept: too many at once
 
 
+Mode = Literal["instant", "daily"]
+Style = Literal["full", "compact"]
+Lang = Literal["en", "zh"]
+
 CHAT_KINDS = ("private", "group", "supergroup", "channel")
-DELIVERY_MODES = ("instant", "daily")
-CARD_STYLES = ("full", "compact")
-LANGUAGES = ("en", "zh")
+DELIVERY_MODES: tuple[Mode, ...] = ("instant", "daily")
+CARD_STYLES: tuple[Style, ...] = ("full", "compact")
+LANGUAGES: tuple[Lang, ...] = ("en", "zh")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +175,13 @@ class Chat:
     all_topics: bool = False  # subscribed to everything
     tags: tuple[str, ...] = ()  # subscribed topics when not all_topics
     thread_id: int | None = None  # forum topic the cards go to
-    mode: str = "instant"  # one of DELIVERY_MODES
-    daily_time: str | None = None  # "HH:MM"; None means the operator's DAILY_TIME
-    timezone: str | None = None  # IANA name; None means the operator's TIMEZONE
+    mode: Mode = "instant"
+    daily_time: time | None = None  # None means the operator's DAILY_TIME
+    timezone: ZoneInfo | None = None  # None means the operator's TIMEZONE
     include: tuple[str, ...] = ()  # only papers matching one of these words
     exclude: tuple[str, ...] = ()  # never papers matching one of these words
-    style: str = "full"  # one of CARD_STYLES
-    lang: str = "en"  # one of LANGUAGES
+    style: Style = "full"
+    lang: Lang = "en"
     disabled_reason: str | None = None
 
     @property

@@ -780,7 +780,7 @@ class Drain:
             raise _Skip("the paper is no longer in the archive")
         if item.reason == "new" and not wants(chat, paper):
             raise _Skip("the chat no longer follows this paper")
-        style: Literal["full", "compact"] = "compact" if chat.style == "compact" else "full"
+        style = chat.style
         card_key = (item.arxiv_id, item.digest_path, style, chat.lang)
         found = run.cards.get(card_key)
         if found is not None and found[0] is paper:  # rendered from this very paper

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from bot.domain.matching import wants
 from bot.domain.models import ArchivedPaper, Chat, IngestReport
@@ -51,16 +51,6 @@ def next_daily(now: datetime, at: time, tz: ZoneInfo) -> datetime:
         if candidate >= now:
             return candidate
     raise AssertionError("unreachable: a wall-clock time occurs within three days")
-
-
-def _hhmm(value: str | None) -> time | None:
-    if not value:
-        return None
-    try:
-        hours, minutes = value.strip().split(":")
-        return time(int(hours), int(minutes))
-    except ValueError:
-        return None
 
 
 def _interleave(plans: Sequence[Sequence[NewDelivery]]) -> list[NewDelivery]:
@@ -115,15 +105,8 @@ class Planner:
         """When a new paper is due for this chat: now, or its next daily time."""
         if chat.mode != "daily":
             return now
-        at = _hhmm(chat.daily_time) or self._default_time
-        tz = self._default_tz
-        if chat.timezone:
-            try:
-                tz = ZoneInfo(chat.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                log.warning("chat %d has an unknown time zone %r; using %s",
-                            chat.chat_id, chat.timezone, self._default_tz.key)
-        return next_daily(now, at, tz)
+        return next_daily(now, chat.daily_time or self._default_time,
+                          chat.timezone or self._default_tz)
 
     async def enqueue_new(
         self, report: IngestReport | Iterable[tuple[str, str]]

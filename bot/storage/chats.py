@@ -11,12 +11,14 @@ import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain.chat_settings import hhmm, language, mode_of, style_of, time_of, zone_of
 from bot.domain.models import Chat
 from bot.storage.engine import WRITE, database_now
 from bot.storage.tables import ChatRow, ConfirmationRow, SavedQueryRow, SubscriptionRow
@@ -29,14 +31,26 @@ SETTING_FIELDS = frozenset({"mode", "daily_time", "timezone", "include", "exclud
 
 
 def _to_chat(row: ChatRow, tags: Iterable[str]) -> Chat:
+    """The row's strings as the domain's types: the one place they are converted."""
     return Chat(
         chat_id=row.chat_id, kind=row.kind, title=row.title, active=row.active,
         all_topics=row.all_topics, tags=tuple(sorted(tags, key=str.casefold)),
-        thread_id=row.thread_id, mode=row.mode, daily_time=row.daily_time,
-        timezone=row.timezone, include=tuple(row.include or ()),
-        exclude=tuple(row.exclude or ()), style=row.style, lang=row.lang,
-        disabled_reason=row.disabled_reason,
+        thread_id=row.thread_id, mode=mode_of(row.mode), daily_time=time_of(row.daily_time),
+        timezone=zone_of(row.timezone), include=tuple(row.include or ()),
+        exclude=tuple(row.exclude or ()), style=style_of(row.style),
+        lang=language(row.lang), disabled_reason=row.disabled_reason,
     )
+
+
+def _column(name: str, value: Any) -> Any:
+    """A setting as its column stores it (a time as HH:MM, a zone by its IANA name)."""
+    if isinstance(value, time):
+        return hhmm(value)
+    if isinstance(value, ZoneInfo):
+        return value.key
+    if name in ("include", "exclude"):
+        return list(value)
+    return value
 
 
 class ChatRepo:
@@ -146,9 +160,7 @@ class ChatRepo:
         unknown = set(values) - SETTING_FIELDS
         if unknown:
             raise ValueError(f"not chat settings: {sorted(unknown)}")
-        for key in ("include", "exclude"):
-            if key in values:
-                values[key] = list(values[key])
+        values = {name: _column(name, value) for name, value in values.items()}
         async with self._write() as session:
             await session.execute(update(ChatRow).where(ChatRow.chat_id == chat_id)
                                   .values(**values))
@@ -176,10 +188,8 @@ class ChatRepo:
                 return None
             if await session.get(ChatRow, new_id) is not None:
                 await session.execute(delete(ChatRow).where(ChatRow.chat_id == new_id))
-            values = {f.name: getattr(old, f.name) for f in fields(Chat)
+            values = {f.name: _column(f.name, getattr(old, f.name)) for f in fields(Chat)
                       if f.name not in ("chat_id", "tags")}
-            values["include"] = list(old.include)
-            values["exclude"] = list(old.exclude)
             session.add(ChatRow(chat_id=new_id, **{**values, "kind": "supergroup"}))
             await session.flush()
             for tag in old.tags:

@@ -29,7 +29,7 @@ def card_for(paper: ArchivedPaper, chat: Chat, blog_base_url: str | None,
              appearance: Appearance | None = None) -> Card:
     """The card in this chat's style and language."""
     return render_card(paper, blog_base_url=blog_base_url,
-                       style="compact" if chat.style == "compact" else "full",
+                       style=chat.style,
                        appearance=appearance, lang=chat.lang)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.domain.chat_settings import language
+from bot.domain.models import Lang
 
 Table = Mapping[str, Mapping[str, str]]
 
@@ -40,7 +41,7 @@ COMMON: Table = {
 }
 
 
-def lang_of(code: str | None) -> str:
+def lang_of(code: str | None) -> Lang:
     """Telegram's language_code to one of our interface languages."""
     return language(code)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -51,10 +52,13 @@ async def test_forum_thread_is_remembered(chats: ChatRepo) -> None:
 
 async def test_settings_update_and_reject_unknown(chats: ChatRepo) -> None:
     await chats.ensure(5, "private")
-    chat = await chats.update_settings(5, mode="daily", daily_time="07:30",
+    chat = await chats.update_settings(5, mode="daily", daily_time=time(7, 30),
+                                       timezone=ZoneInfo("Asia/Tokyo"),
                                        include=("gaussian",), style="compact")
-    assert (chat.mode, chat.daily_time, chat.include, chat.style) == (
-        "daily", "07:30", ("gaussian",), "compact")
+    assert (chat.mode, chat.daily_time, chat.timezone, chat.include, chat.style) == (
+        "daily", time(7, 30), ZoneInfo("Asia/Tokyo"), ("gaussian",), "compact")
+    again = await chats.get(5)  # stored as text, read back as the domain's types
+    assert again == chat
     with pytest.raises(ValueError, match="not chat settings"):
         await chats.update_settings(5, active=False)
 

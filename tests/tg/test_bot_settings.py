@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.domain.chat_settings import parse_time, resolve_timezone, split_keywords
 from bot.domain.models import Chat
@@ -93,7 +94,7 @@ async def test_daily_then_an_hour_from_the_grid(bot: BotUnderTest) -> None:
     s.press_button(chat, ben, menu_id, "st:time:7")
     await bot.settle()
     record = await stored(bot, chat)
-    assert (record.mode, record.daily_time) == ("daily", "07:00")
+    assert (record.mode, record.daily_time) == ("daily", time(7, 0))
     main = last_edit(s)
     assert "Delivery: daily at 07:00 (UTC)" in (main.plain_text or "")
     assert "✅ 🗓 Daily" in labels(main.reply_markup)
@@ -112,7 +113,7 @@ async def test_timezone_from_the_list_and_no_identical_edits(bot: BotUnderTest) 
     assert "st:tz:Australia/Sydney" in zones
     s.press_button(chat, cat, menu_id, "st:tz:Asia/Tokyo")
     await bot.settle()
-    assert (await stored(bot, chat)).timezone == "Asia/Tokyo"
+    assert (await stored(bot, chat)).timezone == ZoneInfo("Asia/Tokyo")
     assert "Time zone: Asia/Tokyo" in (last_edit(s).plain_text or "")
 
     # Tapping what is already chosen answers the tap but does not edit the message.
@@ -135,8 +136,8 @@ async def test_text_forms_for_time_and_time_zone(bot: BotUnderTest) -> None:
     assert "Time zone: Europe/Paris." in (tz_reply.plain_text or "")
     assert "Delivery: daily at 07:30 (Europe/Paris)" in (time_reply.plain_text or "")
     record = await stored(bot, chat)
-    assert (record.timezone, record.mode, record.daily_time) == ("Europe/Paris", "daily",
-                                                                 "07:30")
+    assert (record.timezone, record.mode, record.daily_time) == (ZoneInfo("Europe/Paris"),
+                                                                 "daily", time(7, 30))
 
     s.send_command(chat, dee, "/settings tz Europe/Pari")
     s.send_command(chat, dee, "/settings tz Mars/Olympus_Mons")
@@ -149,14 +150,15 @@ async def test_text_forms_for_time_and_time_zone(bot: BotUnderTest) -> None:
     assert "“Mars/Olympus_Mons”" in (unknown.plain_text or "")
     assert "“25:00” is not a time" in (late.plain_text or "")
     assert "“soon” is not a time" in (vague.plain_text or "")
-    assert (await stored(bot, chat)).timezone == "Europe/Paris"  # unchanged by the errors
+    assert (await stored(bot, chat)).timezone == ZoneInfo("Europe/Paris")  # unchanged
 
     s.send_command(chat, dee, "/settings tz tokyo")
     s.send_command(chat, dee, "/settings time default")
     s.send_command(chat, dee, "/settings instant")
     await bot.settle()
     record = await stored(bot, chat)
-    assert (record.timezone, record.mode, record.daily_time) == ("Asia/Tokyo", "instant", None)
+    assert (record.timezone, record.mode, record.daily_time) == (ZoneInfo("Asia/Tokyo"),
+                                                                 "instant", None)
     s.send_command(chat, dee, "/settings tz default")
     s.send_command(chat, dee, "/settings help")
     await bot.settle()
@@ -300,7 +302,7 @@ async def test_an_operator_changes_a_channels_settings_from_a_private_chat(
     await bot.settle()
     reply = s.sent_to(op_chat.id)[-1]
     assert (await stored(bot, public)).mode == "daily"
-    assert (await stored(bot, public)).daily_time == "08:00"
+    assert (await stored(bot, public)).daily_time == time(8, 0)
     text = reply.plain_text or ""
     assert text.startswith("📢 @papers")
     assert "Delivery: daily at 08:00" in text
@@ -321,7 +323,7 @@ async def test_an_operator_changes_a_channels_settings_from_a_private_chat(
     s.send_command(op_chat, op, "/settings @papers time 25:00")
     await bot.settle()
     assert "is not a time" in (s.sent_to(op_chat.id)[-1].plain_text or "")
-    assert (await stored(bot, public)).daily_time == "08:00"
+    assert (await stored(bot, public)).daily_time == time(8, 0)
     assert_clean(s)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -34,6 +35,7 @@ from bot.domain.chat_settings import (
     HOURS,
     Change,
     Refusal,
+    hhmm,
     parse_button,
     parse_form,
 )
@@ -256,13 +258,13 @@ class SettingsMenu:
 
     def _time(self, chat: Chat, *, marked: bool = True) -> str:
         if chat.daily_time:
-            return chat.daily_time
+            return hhmm(chat.daily_time)
         value = self._default_time()
         return tr(TEXTS, chat.lang, "default", value=value) if marked else value
 
     def _tz(self, chat: Chat, *, marked: bool = True) -> str:
         if chat.timezone:
-            return chat.timezone
+            return chat.timezone.key
         value = self.deps.settings.timezone
         return tr(TEXTS, chat.lang, "default", value=value) if marked else value
 
@@ -320,24 +322,25 @@ class SettingsMenu:
     def _time_view(self, chat: Chat) -> Menu:
         lang = chat.lang
         current = chat.daily_time if chat.mode == "daily" else None
-        hours = [choice(f"{hour:02d}:00", f"st:time:{hour}", current == f"{hour:02d}:00")
+        hours = [choice(f"{hour:02d}:00", f"st:time:{hour}", current == time(hour))
                  for hour in HOURS]
         rows = rows_of(hours, HOURS_PER_ROW)
         default = tr(TEXTS, lang, "btn_default_time", time=self._default_time())
         rows.append([choice(default, "st:time:default",
                             chat.mode == "daily" and chat.daily_time is None)])
         rows.append([button(tr(TEXTS, lang, "btn_back"), "st:view:main")])
-        time = (escape(self._time(chat)) if chat.mode == "daily"
-                else tr(TEXTS, lang, "now_instant"))
+        shown = (escape(self._time(chat)) if chat.mode == "daily"
+                 else tr(TEXTS, lang, "now_instant"))
         html = "\n".join([
             tr(TEXTS, lang, "time_title"),
-            tr(TEXTS, lang, "time_body", tz=escape(self._tz(chat, marked=False)), time=time),
+            tr(TEXTS, lang, "time_body", tz=escape(self._tz(chat, marked=False)), time=shown),
         ])
         return Menu(html, InlineKeyboardMarkup(rows))
 
     def _tz_view(self, chat: Chat) -> Menu:
         lang = chat.lang
-        zones = [choice(label, f"st:tz:{name}", chat.timezone == name)
+        current = chat.timezone.key if chat.timezone else None
+        zones = [choice(label, f"st:tz:{name}", current == name)
                  for name, label in COMMON_ZONES]
         rows = rows_of(zones, 3)
         default = tr(TEXTS, lang, "btn_default_tz", tz=self.deps.settings.timezone)
