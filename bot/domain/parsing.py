@@ -136,7 +136,12 @@ _DATE_TEXT_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 
 # --- paper section ----------------------------------------------------------------
 # The generated form is `**Authors:A, B**`; the analysis writes `**Authors**: …`.
-_AUTHORS_RE = re.compile(r"^\s*\*\*\s*Authors?\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?(.*?)\s*$", re.I)
+# Possessive quantifiers throughout this module: adjacent `\s*` (and a lazy `.*?` before
+# `\s*$`) backtracked quadratically on a long run of spaces. Trailing whitespace of
+# group 1 is stripped by the caller instead.
+_AUTHORS_RE = re.compile(
+    r"^\s*+\*\*\s*+Authors?+\s*+(?:\*\*)?+\s*+[:：]\s*+(?:\*\*)?+(.*+)", re.I
+)
 _GENERATED_AUTHORS_RE = re.compile(r"\*\*Authors?\s*[:：]", re.I)
 _PDF_RE = re.compile(
     r"\[PDF\]\(\s*<?(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/"
@@ -149,20 +154,21 @@ _DETAILS = "<details"  # figures start at the first line that begins with it
 _IMG_RE = re.compile(
     r"""<img\b[^<>]{0,1000}?\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I
 )
-_LATEX_URL_RE = re.compile(r"\\url\{([^}]*)\}")
 _URL_RE = re.compile(r"https?://[^\s<>\"'`\[\]{}()，。；：、）（【】]+", re.I)
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 # --- summary and takeaways --------------------------------------------------------
-_H = r"^\s*(?:#{1,6}\s*)?\*\*\s*(?:"
-_T = r")\s*[:：]?\s*\*\*\s*[:：]?\s*(.*)$"
+_H = r"^\s*+(?:#{1,6}+\s*+)?+\*\*\s*+(?:"
+_T = r")\s*+[:：]?+\s*+\*\*\s*+[:：]?+\s*+(.*)$"
 _SUMMARY_RE = re.compile(_H + r"Summary|TL;?DR|摘要|概述|概要|总结|简介" + _T, re.I)
 _TAKEAWAYS_RE = re.compile(
     _H + r"Key\s*Takeaways?|Takeaways?|Key\s*Points?|Highlights?|要点|关键要点|主要要点"
     r"|关键见解|主要结论|主要内容|重要要点|关键点|核心要点|关键信息|主要观点|主要发现" + _T,
     re.I,
 )
-_BOLD_HEADING_RE = re.compile(r"^\s*(?:#{1,6}\s*)?\*\*[^*\n]{1,40}\*\*\s*[:：]?\s*$")
+_BOLD_HEADING_RE = re.compile(
+    r"^\s*+(?:#{1,6}+\s*+)?+\*\*[^*\n]{1,40}+\*\*\s*+[:：]?+\s*+$"
+)
 _ITEM_RE = re.compile(
     r"^\s*(?:(?:[-*+]\s+|[•·●▪◦‣∙]\s*)(?:\d{1,3}[.)、．]\s+)?"  # "- ", "• ", also "- 1. "
     r"|\d{1,3}[.)、．](?!\d)\s*|[(（]\d{1,3}[)）]\s*)(.*)$"  # "1. ", "1.X", "1)", "(1)"
@@ -281,8 +287,42 @@ def _split_front_matter(text: str, path: str) -> _FrontMatter:
     return _FrontMatter(text[opening.end() : closing.start()], line, body_start)
 
 
+# Real front matter is under 1 KB. A block this large is not one, and PyYAML's cost on
+# some scalars (sexagesimal ints like 1:2:3:…) grows faster than their length.
+_MAX_FRONT_MATTER = 64 * 1024
+
+
+def _yaml_refusal(block: str) -> str | None:
+    """Why the front matter is not even given to the YAML loader, or None.
+
+    Aliases (``*name``) let a few lines stand for an exponentially large document (the
+    "billion laughs"; merge keys ``<<: [*a, *a]`` multiplied it in PyYAML < 6.0.2); the
+    digests never use them, so any alias refuses the block. Checked on the event stream,
+    which never builds the document.
+    """
+    if len(block) > _MAX_FRONT_MATTER:
+        return f"is {len(block)} characters long (at most {_MAX_FRONT_MATTER})"
+    if "*" not in block:
+        return None
+    try:
+        for event in yaml.parse(block, Loader=_YamlLoader):
+            if isinstance(event, yaml.AliasEvent):
+                return "uses YAML aliases (*name)"
+    except Exception:  # not valid YAML: the loader says so
+        return None
+    return None
+
+
 def _load_yaml(fm: _FrontMatter, path: str, warnings: list[ParseWarning]) -> dict[str, Any]:
     if fm.block is None:
+        return {}
+    refusal = _yaml_refusal(fm.block)
+    if refusal is not None:
+        warnings.append(
+            ParseWarning(
+                path, fm.line, f"front matter {refusal}; ignored, using the file name and dates"
+            )
+        )
         return {}
     try:
         data = yaml.load(fm.block, Loader=_YamlLoader)  # a safe loader (C if available)
@@ -329,7 +369,10 @@ def _meta_date(value: object) -> date | None:
 def _as_text(value: object) -> str:
     if value is None or isinstance(value, (dict, list, tuple, set)):
         return ""
-    return str(value)
+    try:
+        return str(value)
+    except ValueError:  # an int of more than 4300 digits (YAML 1:00:00:… is one)
+        return ""
 
 
 def _first_tag(tags: object) -> str:
@@ -486,14 +529,22 @@ def _header_is_clean(text: str, start: int, pdf: int) -> bool:
 
 
 def _find_details(text: str, start: int, end: int) -> int:
-    """Offset of the first line in [start, end) that begins with ``<details``, or -1."""
+    """Offset of the first line in [start, end) that begins with ``<details``, or -1.
+
+    A line whose first ``<details`` is not at its start cannot begin with one, so the
+    search goes on at the next line (re-reading the line for each later ``<details`` on
+    it was quadratic on a line of them).
+    """
     at = text.find(_DETAILS, start, end)
     while at != -1:
         newline = text.rfind("\n", start, at)
         line_start = newline + 1 if newline != -1 else start  # start is a line start
         if not text[line_start:at].strip(" \t"):
             return line_start
-        at = text.find(_DETAILS, at + 1, end)
+        eol = text.find("\n", at, end)
+        if eol == -1:
+            return -1
+        at = text.find(_DETAILS, eol + 1, end)
     return -1
 
 
@@ -555,7 +606,7 @@ def _parse_paper(
         warnings.append(ParseWarning(path, c.line, f"arXiv link {arxiv_id} has no version; v1"))
     else:
         version = int(link["v"])
-    comment = _clean(_LATEX_URL_RE.sub(r"\1", link["rest"]))
+    comment = _clean(_unwrap_latex_urls(link["rest"]))
 
     # Header: authors (the first **Authors line only) and the abstract after it.
     authors: tuple[str, ...] = ()
@@ -566,7 +617,7 @@ def _parse_paper(
             m = _AUTHORS_RE.match(line)
             if m is not None:
                 found_authors = True
-                authors = _split_authors(m[1])
+                authors = _split_authors(m[1].rstrip())
                 abstract_lines.clear()
                 continue
         abstract_lines.append(line)
@@ -603,7 +654,7 @@ def _parse_paper(
         summary=summary,
         takeaways=takeaways,
         analysis=analysis,
-        figures=_figures(text, pdf_end, c.end, base, path, warnings),
+        figures=_figures(text, pdf_end, c, base, path, warnings),
         line=c.line,
     )
 
@@ -624,6 +675,24 @@ def _unbold(s: str) -> str:
     if len(s) > 4 and s.startswith("**") and s.endswith("**") and "**" not in s[2:-2]:
         return s[2:-2].strip()
     return s
+
+
+def _unwrap_latex_urls(s: str) -> str:
+    r"""``\url{x}`` -> ``x``, as ``re.sub(r"\\url\{([^}]*)\}", r"\1", s)`` but linear: once
+    a ``\url{`` has no ``}`` after it, no later one has."""
+    out: list[str] = []
+    pos = 0
+    while (at := s.find("\\url{", pos)) != -1:
+        close = s.find("}", at + 5)
+        if close == -1:
+            break
+        out.append(s[pos:at])
+        out.append(s[at + 5 : close])
+        pos = close + 1
+    if not out:
+        return s
+    out.append(s[pos:])
+    return "".join(out)
 
 
 def _split_authors(raw: str) -> tuple[str, ...]:
@@ -709,8 +778,10 @@ def _takeaway_items(lines: list[str], *, bounded: bool) -> tuple[str, ...]:
 
 
 def _figures(
-    text: str, start: int, end: int, base: str | None, path: str, warnings: list[ParseWarning]
+    text: str, start: int, c: _Candidate, base: str | None, path: str,
+    warnings: list[ParseWarning],
 ) -> tuple[str, ...]:
+    end = c.end
     if text.find("<img", start, end) == -1 and text.find("<IMG", start, end) == -1:
         return ()
     seen: dict[str, None] = {}
@@ -733,7 +804,7 @@ def _figures(
         warnings.append(
             ParseWarning(
                 path,
-                text.count("\n", 0, offset) + 1,
+                c.line + text.count("\n", c.start, offset),  # not from 0: once per paper
                 f"{len(dropped)} image path(s) dropped ({why}), first {src[:80]!r}",
             )
         )

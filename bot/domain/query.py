@@ -40,6 +40,7 @@ _URL = re.compile(
     re.IGNORECASE,
 )
 _PREFIX = re.compile(r"arxiv:\s*", re.IGNORECASE)
+_MAX_VERSION_DIGITS = 9
 
 _TOKEN = re.compile(
     r"""
@@ -73,7 +74,7 @@ def normalize_arxiv_id(text: str) -> tuple[str, int | None] | None:
     new = _NEW_ID.fullmatch(candidate)
     if new:
         yy, mm, number, version = new.groups()
-        if not 1 <= int(mm) <= 12 or (version is not None and int(version) == 0):
+        if not 1 <= int(mm) <= 12 or not _good_version(version):
             return None
         return f"{yy}{mm}.{number}", int(version) if version else None
     old = _OLD_ID.fullmatch(candidate)
@@ -81,13 +82,19 @@ def normalize_arxiv_id(text: str) -> tuple[str, int | None] | None:
         archive, subject, yy, mm, number, version = old.groups()
         if archive.lower() not in _OLD_ARCHIVES or not 1 <= int(mm) <= 12:
             return None
-        if version is not None and int(version) == 0:
+        if not _good_version(version):
             return None
         subject_part = f".{subject.upper()}" if subject else ""
         return f"{archive.lower()}{subject_part}/{yy}{mm}{number}", (
             int(version) if version else None
         )
     return None
+
+
+def _good_version(version: str | None) -> bool:
+    """No version, or a usable one: not 0 and at most 9 digits (int() raises ValueError
+    beyond 4300 digits, and no arXiv paper has a billion versions)."""
+    return version is None or (len(version) <= _MAX_VERSION_DIGITS and int(version) != 0)
 
 
 def _day(value: str, *, last: bool) -> date | None:

@@ -22,10 +22,12 @@ message:
 
 from __future__ import annotations
 
+import bisect
 import html as _html
 import re
 import textwrap
 import unicodedata
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -37,10 +39,12 @@ __all__ = [
     "clean_text",
     "escape",
     "hashtag",
+    "html_unescape",
     "is_blank",
     "markdown_to_html",
     "safe_url",
     "split_html",
+    "strip_tags",
     "truncate",
     "utf16_len",
     "validate_telegram_html",
@@ -80,6 +84,48 @@ def escape(s: str, *, quote: bool = False) -> str:
     if quote:
         s = s.replace('"', "&quot;")
     return s
+
+
+# A decimal character reference of 8 or more significant digits is above U+10FFFF, which
+# html.unescape turns into U+FFFD; it would first feed the digits to int(), which raises
+# ValueError beyond 4300 digits (and takes quadratic time below that).
+_LONG_DECIMAL_REF_RE = re.compile(r"&#([0-9]{8,})(;?)")
+
+
+def _shorten_decimal_ref(m: re.Match[str]) -> str:
+    digits = m.group(1).lstrip("0")
+    return "\ufffd" if len(digits) > 7 else f"&#{digits or '0'}{m.group(2)}"
+
+
+def html_unescape(s: str) -> str:
+    """:func:`html.unescape` that cannot raise and stays linear on hostile numbers.
+
+    ``&#`` followed by thousands of digits makes the standard function raise ValueError
+    (Python's limit on int() of long digit strings); such a reference is out of range
+    anyway and becomes U+FFFD, exactly as a short out-of-range one does.
+    """
+    if "&#" in s:
+        s = _LONG_DECIMAL_REF_RE.sub(_shorten_decimal_ref, s)
+    return _html.unescape(s)
+
+
+def strip_tags(s: str) -> str:
+    """Drop everything from each ``<`` to the next ``>``: a crude plain-text fallback for
+    HTML the validator refused.
+
+    The result of ``re.sub(r"<[^>]*>", "", s)``, which rescanned the rest of the text from
+    every ``<`` that has no ``>`` after it (quadratic on a run of ``<``).
+    """
+    out: list[str] = []
+    pos = 0
+    while (lt := s.find("<", pos)) != -1:
+        gt = s.find(">", lt + 1)
+        if gt == -1:
+            break
+        out.append(s[pos:lt])
+        pos = gt + 1
+    out.append(s[pos:])
+    return "".join(out)
 
 
 # Characters we never pass through: C0/C1 controls other than tab and newline (Telegram
@@ -169,10 +215,17 @@ def safe_url(url: str) -> str | None:
     ``./crop_3DGS/…`` images and ``<a href="3">``) yield None.
     """
     url = url.strip()
-    while url and url[-1] in _URL_TRAIL:
-        if url[-1] == ")" and url.count("(") >= url.count(")"):
-            break
-        url = url[:-1]
+    # One pass from the end (a slice and two counts per character were quadratic on a
+    # URL followed by a long run of dots or brackets). "(" is not trailing punctuation,
+    # so only the ")" count changes while stripping.
+    end, opens, closes = len(url), url.count("("), url.count(")")
+    while end and url[end - 1] in _URL_TRAIL:
+        if url[end - 1] == ")":
+            if opens >= closes:
+                break
+            closes -= 1
+        end -= 1
+    url = url[:end]
     if not re.match(r"(?i)^https?://", url) or re.search(r"[\s<>\"\\\x00-\x1f\x7f]", url):
         return None
     if _SURROGATE_RE.search(url) or _NONCHAR_RE.search(url):
@@ -198,8 +251,11 @@ _ALLOWED = _FORMATTING | {"a", "code", "pre", "blockquote"}
 _ENTITY_RE = re.compile(r"&(?:(lt|gt|amp|quot)|#([0-9]{1,7})|#[xX]([0-9a-fA-F]{1,6}));")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _TEXT_RE = re.compile(r"[^<>&]+")
+# Possessive quantifiers: what a tag may hold is unambiguous (attributes are separated by
+# whitespace, values quoted), so no backtracking is needed and none is allowed.
 _START_TAG_RE = re.compile(
-    r"<([a-z][a-z0-9-]*)((?:\s+[a-z][a-z0-9-]*(?:\s*=\s*(?:\"[^\"<>]*\"|'[^'<>]*'))?)*)\s*>"
+    r"<([a-z][a-z0-9-]*+)"
+    r"((?:\s++[a-z][a-z0-9-]*+(?:\s*+=\s*+(?:\"[^\"<>]*+\"|'[^'<>]*+'))?+)*+)\s*+>"
 )
 _END_TAG_RE = re.compile(r"</([a-z][a-z0-9-]*)\s*>")
 _ATTR_RE = re.compile(r"\s+([a-z][a-z0-9-]*)(?:\s*=\s*(?:\"([^\"<>]*)\"|'([^'<>]*)'))?")
@@ -241,13 +297,18 @@ class _Tok:
     raw: str = ""  # the start tag as written, to reopen it after a split
 
 
-def _check_open(name: str, attrs: dict[str, str | None], stack: list[str], at: int) -> None:
-    """Telegram's nesting and attribute rules, read strictly (see the module docstring)."""
+def _check_open(name: str, attrs: dict[str, str | None], stack: list[str], in_link: bool,
+                at: int) -> None:
+    """Telegram's nesting and attribute rules, read strictly (see the module docstring).
+
+    ``in_link`` says whether an ``<a>`` is open (the caller counts them: searching the
+    stack was quadratic on deeply nested tags).
+    """
     if name not in _ALLOWED:
         raise ValueError(f"unsupported tag <{name}> at offset {at}")
     if stack and stack[-1] in ("code", "pre") and not (name == "code" and stack[-1] == "pre"):
         raise ValueError(f"<{name}> inside <{stack[-1]}> at offset {at}")
-    if name == "a" and "a" in stack:
+    if name == "a" and in_link:
         raise ValueError(f"nested <a> at offset {at}")
     if name == "code" and stack and stack[-1] not in ("pre", "blockquote"):
         raise ValueError(f"<code> inside <{stack[-1]}> at offset {at}")
@@ -283,6 +344,7 @@ def _tokenize(html: str) -> list[_Tok]:
         raise ValueError(f"NUL character at offset {html.index(chr(0))}")
     toks: list[_Tok] = []
     stack: list[str] = []
+    links = 0  # open <a> tags
     buf: list[str] = []
     i, n = 0, len(html)
 
@@ -313,6 +375,7 @@ def _tokenize(html: str) -> list[_Tok]:
                     raise ValueError(f"</{name}> at offset {i} but <{stack[-1]}> is open")
                 flush()
                 stack.pop()
+                links -= name == "a"
                 toks.append(_Tok("close", name))
             else:
                 m = _START_TAG_RE.match(html, i)
@@ -326,9 +389,10 @@ def _tokenize(html: str) -> list[_Tok]:
                         raise ValueError(f"duplicate attribute {key!r} at offset {i}")
                     value = am.group(2) if am.group(2) is not None else am.group(3)
                     attrs[key] = None if value is None else _decode_value(value, i)
-                _check_open(name, attrs, stack, i)
+                _check_open(name, attrs, stack, links > 0, i)
                 flush()
                 stack.append(name)
+                links += name == "a"
                 toks.append(_Tok("open", name, m.group(0)))
             i = m.end()
         else:
@@ -439,23 +503,147 @@ _DROP_TAGS = frozenset({"img", "span", "font", "sup", "sub", "small", "big", "ma
 _KNOWN_TAGS = (set(_INLINE_TAGS) | _NEWLINE_TAGS | _CELL_TAGS | _DROP_TAGS
                | {"p", "ol", "ul", "li", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "a"})
 
-_DETAILS_RE = re.compile(r"<details\b[^<>]*>.*?</details\s*>", re.I | re.S)
-_PRE_BLOCK_RE = re.compile(r"<pre\b[^<>]*>(.*?)</pre\s*>", re.I | re.S)
-_FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
+# Blocks are found by small scanners, not by one `<open>.*?</close>` regex: that regex
+# rescans the rest of the text from every unclosed opening (quadratic on 10,000 lines of
+# "```x" or of "<details>"). See _sub_blocks and _fence_pairs.
+_DETAILS_OPEN_RE = re.compile(r"<details\b[^<>]*+>", re.I)
+_DETAILS_CLOSE_RE = re.compile(r"</details\s*+>", re.I)
+_PRE_OPEN_RE = re.compile(r"<pre\b[^<>]*+>", re.I)
+_PRE_CLOSE_RE = re.compile(r"</pre\s*+>", re.I)
+# A tag is `<name` plus anything up to the next `>`; _html_token decides whether that is
+# a tag (one scan, where the former `(?:\s[^<>]*?)?\s*/?>` was quadratic on a run of
+# spaces inside an unclosed tag).
 _HTML_TOKEN_RE = re.compile(
-    r"<((?:https?|ftp)://[^\s<>]+)>"  # markdown autolink <https://…>
-    r"|<(/?)([A-Za-z][A-Za-z0-9]*)((?:\s[^<>]*?)?)\s*/?>"
+    r"<(?:((?:https?|ftp)://[^\s<>]++)>"  # markdown autolink <https://…>
+    r"|(/?)([A-Za-z][A-Za-z0-9]*+)([^<>]*+)>)"
 )
 _HREF_ATTR_RE = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
 _START_ATTR_RE = re.compile(r"""\bstart\s*=\s*["']?(\d{1,6})""", re.I)
 
 
+def _sub_blocks(text: str, open_re: re.Pattern[str], close_re: re.Pattern[str],
+                repl: Callable[[str], str]) -> str:
+    """Replace every ``open … close`` block by ``repl(inner text)``, like
+    ``re.sub(open + "(.*?)" + close, …, flags=re.S)`` but linear: once an opening has no
+    closing after it, no later one can have either, so the scan stops there."""
+    out: list[str] = []
+    pos = 0
+    while (opening := open_re.search(text, pos)) is not None:
+        closing = close_re.search(text, opening.end())
+        if closing is None:
+            break
+        out.append(text[pos : opening.start()])
+        out.append(repl(text[opening.end() : closing.start()]))
+        pos = closing.end()
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _pair_runs(openers: Sequence[tuple[Hashable, int] | None],
+               closers: Sequence[tuple[Hashable, int] | None]) -> list[tuple[int, int] | None]:
+    r"""Match fence-like runs the way a backtracking regex ``(`{3,})…\1`` would.
+
+    ``openers[i] = (char, k)``: item i can open with a run of up to k chars;
+    ``closers[i] = (char, j)``: item i closes exactly a run of j. For each opener the
+    answer is ``(index, j)`` of the nearest later closer with the largest j <= k that
+    has a later closer at all (the regex tries k, then k - 1, …), or None. One sweep from
+    the right keeps, per char, the sorted run lengths seen so far and the nearest closer
+    of each: O(n log n) where the regex needed O(n²) or worse.
+    """
+    out: list[tuple[int, int] | None] = [None] * len(openers)
+    nearest: dict[tuple[Hashable, int], int] = {}
+    lengths: dict[Hashable, list[int]] = {}
+    for i in range(len(openers) - 1, -1, -1):
+        op = openers[i]
+        if op is not None and op[0] in lengths:
+            known = lengths[op[0]]
+            at = bisect.bisect_right(known, op[1])
+            if at:
+                out[i] = (nearest[op[0], known[at - 1]], known[at - 1])
+        cl = closers[i]
+        if cl is not None:
+            if cl not in nearest:
+                bisect.insort(lengths.setdefault(cl[0], []), cl[1])
+            nearest[cl] = i
+    return out
+
+
+def _sub_fences(text: str, repl: Callable[[str], str]) -> str:
+    r"""Replace fenced code blocks by ``repl(body)``, exactly like the regex
+    ``^[ \t]*(`{3,}|~{3,})[^\n]*\n(.*?)^[ \t]*\1[ \t]*$`` (multiline, dotall) would,
+    but in linear time (see _pair_runs)."""
+    if "```" not in text and "~~~" not in text:
+        return text
+    lines = text.split("\n")
+    openers: list[tuple[str, int] | None] = []
+    closers: list[tuple[str, int] | None] = []
+    for number, line in enumerate(lines):
+        body = line.lstrip(" \t")
+        if body[:3] not in ("```", "~~~"):
+            openers.append(None)
+            closers.append(None)
+            continue
+        fence = body[0]
+        run = len(body) - len(body.lstrip(fence))
+        # An opening line needs the newline after it; the last piece of split() has none.
+        openers.append((fence, run) if number < len(lines) - 1 else None)
+        rest = body[run:]
+        closers.append((fence, run) if not rest.strip(" \t") else None)
+    pairs = _pair_runs(openers, closers)
+    out: list[str] = []
+    starts: list[int] = []  # offset of each line
+    offset = 0
+    for line in lines:
+        starts.append(offset)
+        offset += len(line) + 1
+    pos = 0
+    number = 0
+    while number < len(lines):
+        pair = pairs[number]
+        if pair is None:
+            number += 1
+            continue
+        close = pair[0]
+        out.append(text[pos : starts[number]])
+        out.append(repl(text[starts[number + 1] : starts[close]]))
+        pos = starts[close] + len(lines[close])  # the match ends before the newline
+        number = close + 1
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _html_token(m: re.Match[str]) -> tuple[str | None, bool, str, str] | None:
+    r"""(autolink URL, is end tag, name, attributes) of a `_HTML_TOKEN_RE` match, or None
+    when it is not a tag.
+
+    The same answer as the former regex ``<(/?)(name)((?:\s[^<>]*?)?)\s*/?>``: after the
+    name comes nothing, ``/``, or whitespace and anything; the attributes are that text
+    minus trailing whitespace and ``/``, but at least its first (whitespace) character.
+    """
+    if m.group(1) is not None:
+        return m.group(1), False, "", ""
+    rest = m.group(4)
+    if not rest or rest == "/":
+        return None, bool(m.group(2)), m.group(3), ""
+    if not rest[0].isspace():
+        return None
+    core = rest[:-1] if rest.endswith("/") else rest
+    return None, bool(m.group(2)), m.group(3), rest[: max(1, len(core.rstrip()))]
+
+
 def _strip_known_tags(raw: str) -> str:
     """Remove HTML tags we know (``<code>``, ``<b>``…) from raw pre content; keep the rest."""
-    return _HTML_TOKEN_RE.sub(
-        lambda m: "" if m.group(1) is None and m.group(3).lower() in _KNOWN_TAGS else m.group(0),
-        raw,
-    )
+
+    def strip(m: re.Match[str]) -> str:
+        token = _html_token(m)
+        known = token is not None and token[0] is None and token[2].lower() in _KNOWN_TAGS
+        return "" if known else m.group(0)
+
+    return _HTML_TOKEN_RE.sub(strip, raw)
 
 
 def _dedent_block(text: str) -> str:
@@ -483,14 +671,18 @@ class _HtmlFlattener:
     def run(self, text: str) -> str:
         pos = 0
         for m in _HTML_TOKEN_RE.finditer(text):
-            if m.group(1) is None and m.group(3).lower() not in _KNOWN_TAGS:
+            token = _html_token(m)
+            if token is None:
+                continue  # not a tag: stays literal text
+            url, closing, name, attrs = token
+            if url is None and name.lower() not in _KNOWN_TAGS:
                 continue  # not a tag we know: stays literal text
             self.text(text[pos:m.start()])
             pos = m.end()
-            if m.group(1) is not None:
-                self.autolink(m.group(1))
+            if url is not None:
+                self.autolink(url)
             else:
-                self.tag(m.group(3).lower(), bool(m.group(2)), m.group(4) or "")
+                self.tag(name.lower(), closing, attrs)
         self.text(text[pos:])
         self.emit("")
         return "".join(self.out)
@@ -517,10 +709,10 @@ class _HtmlFlattener:
         # Entities are decoded here, after tags were recognised, so "&lt;b&gt;" stays text;
         # pre placeholders are kept out of the decoding and cleaning.
         for part in re.split("(" + _PRE + r"\d+" + _PRE + ")", raw):
-            self.emit(part if part.startswith(_PRE) else clean_text(_html.unescape(part)))
+            self.emit(part if part.startswith(_PRE) else clean_text(html_unescape(part)))
 
     def autolink(self, url: str) -> None:
-        good = safe_url(_html.unescape(url))
+        good = safe_url(html_unescape(url))
         if good:
             self.emit(f"{_A_ON}{good}{_A_MID}{good}{_A_OFF}")
         else:
@@ -536,7 +728,7 @@ class _HtmlFlattener:
                 return
             hm = _HREF_ATTR_RE.search(attrs)
             href = next((g for g in hm.groups() if g is not None), "") if hm else ""
-            good = safe_url(_html.unescape(href))
+            good = safe_url(html_unescape(href))
             self.links.append(good is not None)
             if good:
                 self.emit(f"{_A_ON}{good}{_A_MID}")
@@ -552,7 +744,9 @@ class _HtmlFlattener:
             self.want_newlines(1)
             if closing:
                 return
-            indent = "  " * max(len(self.lists) - 1, 0)
+            # markdown_to_html indents by at most _MAX_INDENT levels anyway; more here made
+            # the text quadratic in the nesting depth (10,000 nested <ul><li>).
+            indent = "  " * min(max(len(self.lists) - 1, 0), _MAX_INDENT)
             marker = "• "
             if self.lists and self.lists[-1][0]:
                 self.lists[-1][1] += 1
@@ -582,17 +776,22 @@ class _HtmlFlattener:
         self.after_li = False
 
 
+# Every inline construct starts with one of these characters; the scanner jumps between
+# them and tries _INLINE_RE only there.
+_INLINE_START_RE = re.compile("[\ufdd0-\ufddc`$\\[*_]")
 _INLINE_RE = re.compile(
-    "(?P<hlink>" + _A_ON + "(?P<hurl>[^" + _A_MID + "]*)" + _A_MID
-    + "(?P<hlabel>[^" + _A_OFF + _A_ON + "]*)(?:" + _A_OFF + "|$))"
-    + "|(?P<hcode>" + _C_ON + "(?P<hctext>[^" + _C_OFF + "]*)(?:" + _C_OFF + "|$))"
+    "(?P<hlink>" + _A_ON + "(?P<hurl>[^" + _A_MID + _A_ON + "]*+)" + _A_MID
+    + "(?P<hlabel>[^" + _A_OFF + _A_ON + "]*+)(?:" + _A_OFF + "|$))"
+    + "|(?P<hcode>" + _C_ON + "(?P<hctext>[^" + _C_OFF + "]*+)(?:" + _C_OFF + "|$))"
     + "|(?P<mk>[\ufdd0-\ufddc])"
-    + r"|(?P<code>(?P<ticks>`+)(?P<ctext>.+?)(?<!`)(?P=ticks)(?!`))"
+    # A backtick run; _code_spans decides where its code span (if any) ends.
+    + r"|(?P<ticks>`++)"
     + r"|(?P<tex>\$\$.+?\$\$|\$[^$\s](?:[^$]*?[^$\s\\])?\$)"
-    + r"|(?P<link>\[(?P<label>[^\[\]]*)\]\((?P<url>[^()\s]+(?:\([^()\s]*\)[^()\s]*)*)"
-    + r"(?:\s+\"[^\"]*\")?\))"
+    + r"|(?P<link>\[(?P<label>[^\[\]]*+)\]\((?P<url>[^()\s]++(?:\([^()\s]*+\)[^()\s]*+)*+)"
+    + r"(?:\s++\"[^\"]*+\")?\))"
     + r"|(?P<delim>\*\*|__|\*)"
 )
+_TICKS_RE = re.compile("`+")
 _MARKER_STYLE = {_B_ON: ("b", 1), _B_OFF: ("b", -1), _I_ON: ("i", 1), _I_OFF: ("i", -1),
                  _U_ON: ("u", 1), _U_OFF: ("u", -1), _S_ON: ("s", 1), _S_OFF: ("s", -1)}
 _STYLE_ORDER = ("b", "i", "u", "s")
@@ -676,27 +875,67 @@ def _can_close(line: str, start: int, end: int, delim: str) -> bool:
     return True
 
 
+def _code_spans(line: str) -> dict[int, tuple[int, int]]:
+    r"""Code spans of a line: backtick-run offset -> (ticks used, offset of the closing run).
+
+    The answer of the former regex ``(`+)(.+?)(?<!`)\1(?!`)``: a run of k backticks opens
+    a span that ends at the next run of exactly k; without one, the regex tried k - 1,
+    k - 2, … backticks of the same run (and cost O(n) each time, O(n³) on a line of
+    backticks). Spans never cross a newline (``.`` does not match one).
+    """
+    runs: list[tuple[int, int]] = []
+    keys: list[tuple[Hashable, int] | None] = []
+    segment, previous = 0, 0
+    for m in _TICKS_RE.finditer(line):
+        segment += line.count("\n", previous, m.start())
+        previous = m.start()
+        runs.append((m.start(), m.end() - m.start()))
+        keys.append((segment, m.end() - m.start()))
+    spans: dict[int, tuple[int, int]] = {}
+    for (start, _), pair in zip(runs, _pair_runs(keys, keys), strict=True):
+        if pair is not None:
+            spans[start] = (pair[1], runs[pair[0]][0])
+    return spans
+
+
 def _render_inline(line: str, base: dict[str, int] | None = None, *, nested: bool = False) -> str:
     """Render one line of inline markdown (plus markers) as valid Telegram HTML."""
     # Pass 1: tokenise; emphasis delimiters are resolved into pairs before emitting.
     events: list[tuple[str, str, str]] = []  # (kind, a, b)
-    pos = 0
-    for m in _INLINE_RE.finditer(line):
-        if m.start() > pos:
-            events.append(("text", line[pos:m.start()], ""))
-        pos = m.end()
+    spans = _code_spans(line) if "`" in line else {}
+    pos = 0  # start of the text not yet in an event
+    at = 0  # where to look for the next construct
+    while (hit := _INLINE_START_RE.search(line, at)) is not None:
+        start = hit.start()
+        m = _INLINE_RE.match(line, start)
+        if m is None:
+            at = start + 1  # a `$`, `[` or `_` that starts nothing: text
+            continue
+        if m.group("ticks") is not None:
+            span = spans.get(start)
+            if span is None:
+                at = m.end()  # backticks without a closing run: text
+                continue
+            ticks, close = span
+            if start > pos:
+                events.append(("text", line[pos:start], ""))
+            ctext = line[start + ticks : close]
+            events.append(("code", ctext.strip(" ") or ctext, ""))
+            pos = at = close + ticks
+            continue
+        if start > pos:
+            events.append(("text", line[pos:start], ""))
+        pos = at = m.end()
         if m.group("hlink") is not None:
             events.append(("link", m.group("hurl"), m.group("hlabel")))
         elif m.group("hcode") is not None:
             events.append(("code", m.group("hctext"), ""))
         elif m.group("mk") is not None:
             events.append(("mark", m.group("mk"), ""))
-        elif m.group("code") is not None:
-            events.append(("code", m.group("ctext").strip(" ") or m.group("ctext"), ""))
         elif m.group("tex") is not None:
             events.append(("text", m.group("tex"), ""))  # TeX stays literal: no emphasis
         elif m.group("link") is not None:
-            url = safe_url(_html.unescape(m.group("url")))
+            url = safe_url(html_unescape(m.group("url")))
             if url:
                 events.append(("link", url, m.group("label")))
             else:
@@ -709,19 +948,24 @@ def _render_inline(line: str, base: dict[str, int] | None = None, *, nested: boo
     if pos < len(line):
         events.append(("text", line[pos:], ""))
 
+    # A closer pairs with the nearest open delimiter of its kind; the openers above that one
+    # are dropped. One stack per kind (a single stack searched from the top was quadratic
+    # on many `*` openers followed by many `**` closers).
     role: dict[int, int] = {}  # event index -> +1 opens, -1 closes
-    opened: list[int] = []
+    opened: dict[str, list[int]] = {"**": [], "__": [], "*": []}
     for idx, (kind, d, flags) in enumerate(events):
         if kind != "delim":
             continue
-        match = next((j for j in range(len(opened) - 1, -1, -1) if events[opened[j]][1] == d),
-                     None) if "c" in flags else None
-        if match is not None:
-            role[opened[match]] = 1
+        same = opened[d]
+        if "c" in flags and same:
+            opener = same.pop()
+            role[opener] = 1
             role[idx] = -1
-            del opened[match:]
+            for stack in opened.values():
+                while stack and stack[-1] > opener:
+                    stack.pop()
         elif "o" in flags:
-            opened.append(idx)
+            same.append(idx)
 
     em = _Emitter(base)
     for idx, (kind, a, b) in enumerate(events):
@@ -749,13 +993,33 @@ def _render_inline(line: str, base: dict[str, int] | None = None, *, nested: boo
     return em.finish()
 
 
-_HEADING_RE = re.compile(r"^#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$|^#{1,6}$")
-_RULE_SAME_RE = re.compile(r"^([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_RULE_SAME_RE = re.compile(r"^([-*_])(?:[ \t]*+\1){2,}+[ \t]*+$")
 _BULLET_RE = re.compile(r"^([-*+•·▪●◦])[ \t]+(.*)$")
 _NUMBER_RE = re.compile(r"^(\d{1,4}[.)、]|[(（]\d{1,3}[)）])[ \t]+(.*)$")
 _QUOTE_RE = re.compile(r"^>+[ \t]?(.*)$")
 _PRE_LINE_RE = re.compile("^" + _PRE + r"(\d+)" + _PRE + "$")
 _RULE_TEXT = "—" * 10
+_MAX_INDENT = 6  # list levels shown by indentation; deeper items stay at this depth
+
+
+def _heading(line: str) -> str | None:
+    r"""The text of an ATX heading line (``## Title ##``), or None if it is not one.
+
+    The answer of the former regex ``^#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$|^#{1,6}$``
+    (group 1, "" for a bare ``##``), whose lazy group was quadratic on a run of spaces.
+    """
+    hashes = len(line) - len(line.lstrip("#"))
+    if not 1 <= hashes <= 6:
+        return None
+    if hashes == len(line):
+        return ""
+    if line[hashes] not in " \t":
+        return None
+    text = line[hashes:].lstrip(" \t").rstrip(" \t")
+    closing = text.rstrip("#")  # an optional closing sequence: whitespace, then #s
+    if len(closing) < len(text) and closing[-1:] in (" ", "\t"):
+        text = closing.rstrip(" \t")
+    return text
 
 
 def markdown_to_html(md: str) -> str:
@@ -781,16 +1045,17 @@ def markdown_to_html(md: str) -> str:
       since Telegram knows only four named ones; links need an absolute http(s) URL.
     """
     text = clean_text(md)
-    text = _DETAILS_RE.sub("\n", text)
+    text = _sub_blocks(text, _DETAILS_OPEN_RE, _DETAILS_CLOSE_RE, lambda _: "\n")
     pres: list[str] = []
 
     def keep_pre(body: str) -> str:
         pres.append(_dedent_block(body))
         return f"\n{_PRE}{len(pres) - 1}{_PRE}\n"
 
-    text = _FENCE_RE.sub(lambda m: keep_pre(m.group(2)), text)
-    text = _PRE_BLOCK_RE.sub(
-        lambda m: keep_pre(clean_text(_html.unescape(_strip_known_tags(m.group(1))))), text
+    text = _sub_fences(text, keep_pre)
+    text = _sub_blocks(
+        text, _PRE_OPEN_RE, _PRE_CLOSE_RE,
+        lambda body: keep_pre(clean_text(html_unescape(_strip_known_tags(body)))),
     )
     text = _HtmlFlattener().run(text)
 
@@ -808,16 +1073,16 @@ def markdown_to_html(md: str) -> str:
             if body.strip():
                 lines_out.append(f"<pre>{escape(body)}</pre>")
             continue
-        hm = _HEADING_RE.match(stripped)
-        if hm:
-            content = (hm.group(1) or "").strip()
+        heading = _heading(stripped)
+        if heading is not None:
+            content = heading.strip()
             if content:
                 lines_out.append(_render_inline(content, {"b": 1}))
             continue
         if _RULE_SAME_RE.match(stripped) and len(stripped) >= 3:
             lines_out.append(_RULE_TEXT)
             continue
-        pad = "  " * min(indent // 2, 6)
+        pad = "  " * min(indent // 2, _MAX_INDENT)
         bm = _BULLET_RE.match(stripped)
         if bm and bm.group(2).strip():
             lines_out.append(pad + "• " + _render_inline(bm.group(2)))
@@ -845,7 +1110,44 @@ def markdown_to_html(md: str) -> str:
 
 # --------------------------------------------------------------------------- splitting
 
-_SENTENCE_END = frozenset("。！？；!?;")
+_SENTENCE_END = "。！？；!?;"
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    """One open tag of split_html's stack, linked to the tag around it (tags share the
+    stack they sit in instead of each copying it, which was quadratic on deep nesting)."""
+
+    name: str
+    raw: str
+    parent: _Open | None
+    depth: int
+    in_pre: bool
+
+
+def _open_tags(node: _Open | None) -> list[_Open]:
+    """The open tags, outermost first."""
+    out: list[_Open] = []
+    while node is not None:
+        out.append(node)
+        node = node.parent
+    out.reverse()
+    return out
+
+
+def _fitting(s: str, start: int, room: int, wide: bool) -> int:
+    """The largest ``end`` with ``utf16_len(s[start:end]) <= room``."""
+    end = min(len(s), start + room)
+    if not wide or utf16_len(s[start:end]) <= room:
+        return end
+    lo, hi = start + room // 2, end  # room // 2 characters always fit, `end` does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if utf16_len(s[start:mid]) <= room:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def split_html(html: str, limit: int = MAX_MESSAGE_LEN,
@@ -875,98 +1177,140 @@ def split_html(html: str, limit: int = MAX_MESSAGE_LEN,
     if utf16_len(plain) <= limit and sum(t.kind == "open" for t in toks) <= max_entities:
         return [html]
 
-    # Flatten into items: one per character (kind "c"), or a tag ("o"/"x").
-    kinds: list[str] = []
-    vals: list[str] = []
-    raws: list[str] = []
-    for t in toks:
-        if t.kind == "text":
-            for ch in t.value:
-                kinds.append("c")
-                vals.append(ch)
-                raws.append("")
-        else:
-            kinds.append("o" if t.kind == "open" else "x")
-            vals.append(t.value)
-            raws.append(t.raw)
-    n = len(kinds)
-    # Open-tag stack before each item, as (name, raw start tag) tuples.
-    stacks: list[tuple[tuple[str, str], ...]] = []
-    cur: tuple[tuple[str, str], ...] = ()
-    for k in range(n):
-        stacks.append(cur)
-        if kinds[k] == "o":
-            cur = (*cur, (vals[k], raws[k]))
-        elif kinds[k] == "x":
-            cur = cur[:-1]
-    stacks.append(cur)
+    # Positions are item indices: each character of a text token is one item, each tag
+    # one. Text is handled a token slice at a time with str methods, never one Python
+    # object per character (a 25 MB analysis took 16 s that way).
+    base: list[int] = []  # item index of each token's first item
+    before: list[_Open | None] = []  # open tags before each token
+    wide: list[bool] = []  # text with astral characters (2 UTF-16 units each)
+    node: _Open | None = None
+    n = 0
+    for tok in toks:
+        base.append(n)
+        before.append(node)
+        wide.append(tok.kind == "text" and utf16_len(tok.value) != len(tok.value))
+        if tok.kind == "text":
+            n += len(tok.value)
+            continue
+        n += 1
+        if tok.kind == "open":
+            depth = node.depth + 1 if node is not None else 1
+            in_pre = tok.value == "pre" or (node is not None and node.in_pre)
+            node = _Open(tok.value, tok.raw, node, depth, in_pre)
+        elif node is not None:
+            node = node.parent
+    base.append(n)
+    before.append(node)
 
-    def in_pre(k: int) -> bool:
-        return any(name == "pre" for name, _ in stacks[k])
+    def token_at(item: int) -> int:
+        return bisect.bisect_right(base, item) - 1
+
+    def is_tag(item: int, kind: str) -> bool:
+        return toks[token_at(item)].kind == kind
+
+    def units(s: str, a: int, b: int, w: bool) -> int:
+        return utf16_len(s[a:b]) if w else b - a
 
     chunks: list[str] = []
     start = 0
     while start < n:
+        # Scan as far as the limit allows, remembering the last cut of each tier:
+        # 0 paragraph break, 1 line break, 2 sentence end, 3 space; (cut, visible before).
+        first = token_at(start)
         vis = 0
-        best: dict[int, tuple[int, int]] = {}  # tier -> (cut index, visible before cut)
+        best: dict[int, tuple[int, int]] = {}
         prev = ""
-        j = start
-        entities = len(stacks[start])
+        outer = before[first]
+        entities = outer.depth if outer is not None else 0
         too_many = False
-        while j < n:
-            if kinds[j] == "o":
+        stop = n  # the item the scan stopped at; n when it reached the end
+        t, off = first, start - base[first]
+        while t < len(toks):
+            tok = toks[t]
+            if tok.kind == "open":
                 entities += 1
                 if entities > max_entities and vis > 0:
                     too_many = True
+                    stop = base[t]
                     break
-            elif kinds[j] == "c":
-                ch = vals[j]
-                w = 2 if ord(ch) > 0xFFFF else 1
-                if vis + w > limit:
+            elif tok.kind == "text":
+                s, w, at = tok.value, wide[t], base[t]
+                end = _fitting(s, off, limit - vis, w)
+                if end > off:
+                    last_nl = s.rfind("\n", off, end)
+                    if last_nl >= 0:
+                        pair = s.rfind("\n\n", off, end)
+                        cut0 = pair + 1 if pair >= 0 else (
+                            off if s[off] == "\n" and prev == "\n" else -1)
+                        run = off + len(s[off : last_nl + 1].rstrip("\n"))
+                        cut1 = run if run > off or prev != "\n" else -1
+                        for tier, p in ((0, cut0), (1, cut1)):
+                            if p >= 0:
+                                best[tier] = (at + p + 1, vis + units(s, off, p + 1, w))
+                    p2 = max(s.rfind(ch, off, end) for ch in _SENTENCE_END)
+                    p3 = max(s.rfind(" ", off, end), s.rfind("\u3000", off, end))
+                    for tier, p in ((2, p2), (3, p3)):
+                        if p >= 0:
+                            best[tier] = (at + p + 1, vis + units(s, off, p + 1, w))
+                    vis += units(s, off, end, w)
+                    prev = s[end - 1]
+                if end < len(s):
+                    stop = at + end
                     break
-                vis += w
-                if ch == "\n":
-                    best[0 if prev == "\n" else 1] = (j + 1, vis)
-                elif ch in _SENTENCE_END:
-                    best[2] = (j + 1, vis)
-                elif ch == " " or ch == "\u3000":
-                    best[3] = (j + 1, vis)
-                prev = ch
-            j += 1
-        if j >= n:
+            t, off = t + 1, 0
+        if stop >= n:
             cut = n
         else:
-            cut = j
+            cut = stop
             for tier in range(4):
                 if tier in best and (best[tier][1] >= limit // 2 or (too_many and tier < 2)):
                     cut = best[tier][0]
                     break
-            while cut < n and kinds[cut] == "x":
+            while cut < n and is_tag(cut, "close"):
                 cut += 1
-            while cut > start + 1 and kinds[cut - 1] == "o":
+            while cut > start + 1 and is_tag(cut - 1, "open"):
                 cut -= 1
-        # Drop whitespace at both ends of the chunk (tags stay, so nesting is unchanged).
-        drop: set[int] = set()
-        for rng in (range(start, cut), range(cut - 1, start - 1, -1)):
-            for k in rng:
-                if kinds[k] != "c":
-                    continue
-                if vals[k].isspace() and not in_pre(k):
-                    drop.add(k)
-                    continue
-                break
-        parts = [raw for _, raw in stacks[start]]
-        text_run: list[str] = []
-        for k in range(start, cut):
-            if kinds[k] == "c":
-                if k not in drop:
-                    text_run.append(vals[k])
+        last = token_at(cut - 1)
+        # Whitespace at both ends of the chunk is dropped (outside <pre>); tags stay.
+        keep_from, keep_to = cut, start
+        for t in range(first, last + 1):
+            if toks[t].kind != "text":
                 continue
-            parts.append(escape("".join(text_run)))
-            text_run.clear()
-            parts.append(raws[k] if kinds[k] == "o" else f"</{vals[k]}>")
-        parts.append(escape("".join(text_run)))
-        parts.extend(f"</{name}>" for name, _ in reversed(stacks[cut]))
+            a, b = max(start, base[t]) - base[t], min(cut, base[t + 1]) - base[t]
+            node = before[t]
+            if node is not None and node.in_pre:
+                keep_from = base[t] + a
+                break
+            piece = toks[t].value[a:b]
+            lead = len(piece) - len(piece.lstrip())
+            if lead < len(piece):
+                keep_from = base[t] + a + lead
+                break
+        for t in range(last, first - 1, -1):
+            if toks[t].kind != "text":
+                continue
+            a, b = max(start, base[t]) - base[t], min(cut, base[t + 1]) - base[t]
+            node = before[t]
+            if node is not None and node.in_pre:
+                keep_to = base[t] + b
+                break
+            tail = len(toks[t].value[a:b].rstrip())
+            if tail:
+                keep_to = base[t] + a + tail
+                break
+        parts = [o.raw for o in _open_tags(before[first])]
+        for t in range(first, last + 1):
+            tok = toks[t]
+            if tok.kind == "open":
+                parts.append(tok.raw)
+            elif tok.kind == "close":
+                parts.append(f"</{tok.value}>")
+            else:
+                a = max(start, base[t], keep_from) - base[t]
+                b = min(cut, base[t + 1], keep_to) - base[t]
+                if a < b:
+                    parts.append(escape(tok.value[a:b]))
+        parts.extend(f"</{o.name}>" for o in reversed(_open_tags(before[token_at(cut)])))
         chunk = "".join(parts)
         if not is_blank(validate_telegram_html(chunk)):  # Telegram refuses an empty text
             chunks.append(chunk)
