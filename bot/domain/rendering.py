@@ -259,6 +259,26 @@ def _has_text(html: str) -> bool:
     return not is_blank(validate_telegram_html(html))
 
 
+_PROBE = 2048
+"""Characters of an analysis rendered to decide whether a card offers it."""
+
+
+def _analysis_has_text(markdown: str) -> bool:
+    """Whether the analysis shows any text, without rendering all of it for every card:
+    its first characters nearly always settle it (rendering up to ANALYSIS_MAX_BYTES per
+    card would cost a broadcast or an inline answer dearly). Only an analysis that opens
+    with no visible text is rendered whole."""
+    if not markdown.strip():
+        return False
+    head = markdown[:_PROBE]
+    # Cut inside a block that rendering drops (<details>, a comment), the opening could
+    # show text the whole does not: such an analysis is rendered whole.
+    hides = "<details" in head.lower() or "<!--" in head
+    if len(markdown) > _PROBE and not hides and _has_text(markdown_to_html(head)):
+        return True
+    return _has_text(markdown_to_html(markdown))
+
+
 def _pick_appearance(paper: ArchivedPaper, appearance: Appearance | None) -> Appearance | None:
     if appearance is not None:
         return appearance
@@ -427,7 +447,7 @@ def render_card(
     figures = render_figures(p)
     first: list[Button] = []
     cb = callback_data(CB_ANALYSIS, p.arxiv_id)
-    if cb and _has_text(markdown_to_html(p.analysis)):
+    if cb and _analysis_has_text(p.analysis):
         first.append(Button(lab["analysis_button"], callback=cb))
     cb = callback_data(CB_FIGURES, p.arxiv_id)
     if cb and figures:

@@ -383,6 +383,19 @@ def test_analysis_of_zero_width_characters_only_is_no_analysis() -> None:
     assert chunk.endswith("\n\n" + "A" * 4000)
 
 
+def test_the_analysis_button_follows_what_the_analysis_shows() -> None:
+    """A long analysis is judged by its opening; one that opens with nothing visible
+    (a long run of blank lines, a figure block) is judged whole."""
+    def offered(analysis: str) -> bool:
+        card = render_card(make_archived(make_paper(analysis=analysis)))
+        return any(b.callback == "an:2409.12156" for row in card.buttons for b in row)
+
+    assert offered("Text. " * 10_000)
+    assert offered("\u200b\n" * 5_000 + "Text at the end.")
+    assert not offered("\u200b\n" * 5_000)
+    assert not offered("<details><summary>figures</summary>" + "x" * 5_000 + "</details>")
+
+
 def test_long_analysis_is_split() -> None:
     analysis = "\n\n".join(f"{i}. **Point** " + "内容" * 400 for i in range(1, 9))
     chunks = render_analysis(make_paper(analysis=analysis))
