@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
+from bot.domain.chat_settings import language
+from bot.domain.markdown import markdown_to_html
 from bot.domain.models import Appearance, ArchivedPaper, Paper
 from bot.domain.tgtext import (
     MAX_MESSAGE_LEN,
@@ -30,9 +33,9 @@ from bot.domain.tgtext import (
     hashtag,
     html_unescape,
     is_blank,
-    markdown_to_html,
     safe_url,
     split_html,
+    strip_tags,
     truncate,
     utf16_len,
     validate_telegram_html,
@@ -50,9 +53,12 @@ __all__ = [
     "format_authors",
     "paper_links",
     "parse_callback",
+    "plain_text",
     "render_analysis",
     "render_card",
     "render_figures",
+    "render_header",
+    "render_paused_notice",
     "render_result_line",
 ]
 
@@ -502,3 +508,55 @@ def render_result_line(paper: ArchivedPaper, index: int) -> str:
     if tags:
         parts.append(escape(" ".join(tags)))
     return " · ".join(parts)
+
+
+# --------------------------------------------------------------------------- delivery texts
+
+
+_HEADER_WORDS = {
+    "en": ("{n} new paper", "{n} new papers", "{n} paper", "{n} papers"),
+    "zh": ("{n} 篇新论文", "{n} 篇新论文", "{n} 篇论文", "{n} 篇论文"),
+}
+
+
+def render_header(topic: str, day: date | str | None, papers: int, *, lang: str = "en",
+                  reason: str = "new") -> str:
+    """The line that opens a digest in a chat: ``📚 <b>topic</b> · 2024-06-01 · 3 new papers``."""
+    words = _HEADER_WORDS[language(lang)]
+    index = (0 if papers == 1 else 1) + (0 if reason == "new" else 2)
+    parts = [f"<b>{escape(truncate(clean_text(topic).strip() or '?', 200))}</b>"]
+    if day:
+        parts.append(escape(day.isoformat() if isinstance(day, date) else str(day)))
+    parts.append(escape(words[index].format(n=papers)))
+    return "📚 " + " · ".join(parts)
+
+
+_PAUSED_WORDS = {
+    "en": ("⏸ <b>I can't post the new papers in {title}</b> for now: {reason}\n\n"
+           "They wait and I try again every hour. Reopen the topic or give me the right to "
+           "send messages, and they arrive in order. (I say this once.)"),
+    "zh": ("⏸ <b>暂时无法在 {title} 发布新论文</b>：{reason}\n\n"
+           "论文会保留，我每小时重试一次。重新打开话题或授予我发送消息的权限后，它们会按顺序送达。"
+           "（此提示只发一次。）"),
+}
+
+
+def render_paused_notice(title: str, reason: str, *, lang: str = "en") -> str:
+    """What a paused chat's admins are told once: why, and that nothing is lost."""
+    words = _PAUSED_WORDS[language(lang)]
+    return words.format(title=escape(truncate(clean_text(title).strip() or "this chat", 100)),
+                        reason=escape(truncate(clean_text(reason).strip(), 300)))
+
+
+def plain_text(html: str, fallback: str = "") -> str:
+    """What a message shows, as plain text that Telegram cannot refuse.
+
+    Uses the validator's visible text; for HTML it rejects (the reason we are here),
+    tags are stripped and entities decoded. Cut to 4096 UTF-16 units; never empty.
+    """
+    try:
+        text = validate_telegram_html(html)
+    except ValueError:
+        text = html_unescape(strip_tags(html))
+    text = clean_text(text).strip() or clean_text(fallback).strip() or "…"
+    return truncate(text, MAX_MESSAGE_LEN)

@@ -22,27 +22,14 @@ from bot.services.drain import (
     Drain,
     DrainReport,
     Progress,
-    plain_text,
-    render_header,
-    render_paused_notice,
-    retry_delay,
 )
-from bot.services.planning import Planner, next_daily
+from bot.services.planning import Planner
 from bot.services.ports import AdminNotifier, Clock, Sender
 from bot.storage.chats import ChatRepo
 from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
 
-__all__ = [
-    "Delivery",
-    "DrainReport",
-    "Progress",
-    "next_daily",
-    "plain_text",
-    "render_header",
-    "render_paused_notice",
-    "retry_delay",
-]
+__all__ = ["Delivery", "DrainReport", "Progress"]
 
 
 class Delivery(Planner, Drain):

@@ -37,23 +37,13 @@ import random
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Literal, TypeVar
 
-from bot.domain.chat_settings import language
 from bot.domain.matching import wants
 from bot.domain.models import ArchivedPaper, Chat
-from bot.domain.rendering import render_card
-from bot.domain.tgtext import (
-    MAX_MESSAGE_LEN,
-    clean_text,
-    escape,
-    html_unescape,
-    strip_tags,
-    truncate,
-    validate_telegram_html,
-)
+from bot.domain.rendering import plain_text, render_card, render_header, render_paused_notice
 from bot.errors import ChatGone, ChatPaused
 from bot.services.ports import (
     AdminNotifier,
@@ -73,9 +63,6 @@ __all__ = [
     "Drain",
     "DrainReport",
     "Progress",
-    "plain_text",
-    "render_header",
-    "render_paused_notice",
     "retry_delay",
 ]
 
@@ -124,55 +111,6 @@ def retry_delay(attempts: int, base: timedelta = RETRY_BASE, cap: timedelta = RE
     rows that one outage failed together do not all come back in the same second."""
     step: timedelta = min(cap, base * (2 ** min(max(0, attempts - 1), 30)))
     return step / 2 + step / 2 * min(1.0, max(0.0, jitter))
-
-
-_HEADER_WORDS = {
-    "en": ("{n} new paper", "{n} new papers", "{n} paper", "{n} papers"),
-    "zh": ("{n} 篇新论文", "{n} 篇新论文", "{n} 篇论文", "{n} 篇论文"),
-}
-
-
-def render_header(topic: str, day: date | str | None, papers: int, *, lang: str = "en",
-                  reason: str = "new") -> str:
-    """The line that opens a digest in a chat: ``📚 <b>topic</b> · 2024-06-01 · 3 new papers``."""
-    words = _HEADER_WORDS[language(lang)]
-    index = (0 if papers == 1 else 1) + (0 if reason == "new" else 2)
-    parts = [f"<b>{escape(truncate(clean_text(topic).strip() or '?', 200))}</b>"]
-    if day:
-        parts.append(escape(day.isoformat() if isinstance(day, date) else str(day)))
-    parts.append(escape(words[index].format(n=papers)))
-    return "📚 " + " · ".join(parts)
-
-
-_PAUSED_WORDS = {
-    "en": ("⏸ <b>I can't post the new papers in {title}</b> for now: {reason}\n\n"
-           "They wait and I try again every hour. Reopen the topic or give me the right to "
-           "send messages, and they arrive in order. (I say this once.)"),
-    "zh": ("⏸ <b>暂时无法在 {title} 发布新论文</b>：{reason}\n\n"
-           "论文会保留，我每小时重试一次。重新打开话题或授予我发送消息的权限后，它们会按顺序送达。"
-           "（此提示只发一次。）"),
-}
-
-
-def render_paused_notice(title: str, reason: str, *, lang: str = "en") -> str:
-    """What a paused chat's admins are told once: why, and that nothing is lost."""
-    words = _PAUSED_WORDS[language(lang)]
-    return words.format(title=escape(truncate(clean_text(title).strip() or "this chat", 100)),
-                        reason=escape(truncate(clean_text(reason).strip(), 300)))
-
-
-def plain_text(html: str, fallback: str = "") -> str:
-    """What a message shows, as plain text that Telegram cannot refuse.
-
-    Uses the validator's visible text; for HTML it rejects (the reason we are here),
-    tags are stripped and entities decoded. Cut to 4096 UTF-16 units; never empty.
-    """
-    try:
-        text = validate_telegram_html(html)
-    except ValueError:
-        text = html_unescape(strip_tags(html))
-    text = clean_text(text).strip() or clean_text(fallback).strip() or "…"
-    return truncate(text, MAX_MESSAGE_LEN)
 
 
 _K = TypeVar("_K")

@@ -19,16 +19,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.models import Chat, IngestReport
+from bot.domain.rendering import plain_text, render_header
 from bot.domain.tgtext import utf16_len
 from bot.errors import ChatGone
-from bot.services.delivery import (
-    DrainReport,
-    next_daily,
-    plain_text,
-    render_header,
-    retry_delay,
-)
+from bot.services.drain import DrainReport, retry_delay
 from bot.services.ingest import Ingestor
+from bot.services.planning import next_daily
 from bot.services.ports import (
     ChatMigrated,
     FloodWait,

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Bot
 
 from bot.domain.models import Appearance, ArchivedPaper, Chat, Paper
-from bot.domain.rendering import Button, render_card
+from bot.domain.rendering import Button, plain_text, render_card
 from bot.errors import ChatGone, ChatPaused
-from bot.services.delivery import Delivery, plain_text
+from bot.services.delivery import Delivery
 from bot.services.ports import (
     ChatMigrated,
     FloodWait,

@@ -20,10 +20,9 @@ from hypothesis import strategies as st
 from bot.domain.models import Appearance, ArchivedPaper, Digest, Paper
 from bot.domain.parsing import parse_digest, parse_sections
 from bot.domain.query import parse_query
-from bot.domain.rendering import render_analysis, render_card, render_figures
+from bot.domain.rendering import plain_text, render_analysis, render_card, render_figures
 from bot.domain.tgtext import MAX_MESSAGE_LEN, is_blank, utf16_len, validate_telegram_html
 from bot.errors import NotADigest
-from bot.services.delivery import plain_text
 
 PATH = "2024-10-12/NeRF.md"
 CPF = "**[ChatPaperFree](https://huggingface.co/spaces/Kedreamix/ChatPaperFree)**"

@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bot.domain.markdown import markdown_to_html
 from bot.domain.models import ArchivedPaper, Paper
 from bot.domain.parsing import parse_digest
 from bot.domain.query import parse_query
-from bot.domain.rendering import render_analysis, render_card
-from bot.domain.tgtext import markdown_to_html, split_html
-from bot.services.delivery import plain_text
+from bot.domain.rendering import plain_text, render_analysis, render_card
+from bot.domain.tgtext import split_html
 
 MAX_RATIO = 20.0  # linear: ~8; quadratic: ~64
 ATTEMPTS = 4

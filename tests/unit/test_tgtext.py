@@ -8,12 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.domain.markdown import markdown_to_html
 from bot.domain.tgtext import (
     clean_text,
     escape,
     hashtag,
     is_blank,
-    markdown_to_html,
     safe_url,
     split_html,
     truncate,
