@@ -27,6 +27,10 @@ class DigestError(PaperfeedError):
 class NotADigest(DigestError):
     """The file is a post of another kind (an awesome list, a survey note)."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"not a daily digest: {reason}")
+        self.reason = reason  # why, without the "not a daily digest" the caller may say
+
 
 class UnknownTag(PaperfeedError):
     """A user named a tag the archive does not know."""

@@ -213,7 +213,7 @@ def parse_digest(text: str, path: str, *, blog_base_url: str | None = None) -> D
         reason = "no arXiv [PDF](…) line and no '# YYYY-MM-DD 更新' heading"
         if digest_date_from_path(path) is None:
             reason += ", and the path is not <YYYY-MM-DD>/<topic>.md"
-        raise NotADigest(f"not a daily digest: {reason}")
+        raise NotADigest(reason)
 
     warnings = list(fm.warnings)
     meta = _load_yaml(fm, path, warnings)

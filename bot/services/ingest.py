@@ -177,7 +177,7 @@ def _read_and_parse(
         digest = parse_digest(text, found.path, blog_base_url=blog_base_url)
     except NotADigest as exc:
         state = FileState(found.path, content_hash, found.size, found.mtime_ns, str(exc))
-        return _Parsed(state, None, f"not a digest: {exc}", tuple(warnings))
+        return _Parsed(state, None, f"not a digest: {exc.reason}", tuple(warnings))
     except DigestError as exc:
         state = FileState(found.path, content_hash, found.size, found.mtime_ns, str(exc))
         return _Parsed(state, None, f"not usable: {exc}", tuple(warnings))
