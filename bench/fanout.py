@@ -7,7 +7,7 @@ folder (day folders symlinked, nothing copied) plus one new digest. The bot is a
 subprocess, `python -m bot run` (or `python -m bench.botproc run` when its limiter rate
 is raised), pointed at the fake server with BOT_API_URL, as tests/tg/test_run_process.py
 does. At start it scans, finds the new digest, queues a header and one card per paper
-for every chat and drains the outbox. The server (tests/tg/botapi_server.py, in this
+for every chat and drains the outbox. The server (tests/botapi/server.py, in this
 process) validates every message like Telegram and applies FloodControl: the overall
 limit of the run, one message a second per private chat; it answers 429 beyond them.
 
@@ -61,8 +61,8 @@ from bench.ingest import ensure_archive
 from bot.storage.engine import make_engine
 from bot.storage.tables import ChatRow, SubscriptionRow
 from bot.tg.ratelimit import SEND_LIMIT, SEND_WINDOW
-from tests.tg.botapi_faults import FaultKind, FloodControl, RateWindow
-from tests.tg.botapi_server import FakeBotApi, SentMessage
+from tests.botapi.faults import FaultKind, FloodControl, RateWindow
+from tests.botapi.server import FakeBotApi, SentMessage
 
 TARGET_SHARE = 0.95
 TOPIC = "NeRF"

@@ -2,7 +2,7 @@
 write at once, with the bot idle and while a broadcast drains.
 
 The bot is a real subprocess, `python -m bot run` with the product's limiter, pointed at
-the loopback Bot API server (tests/tg/botapi_server.py, in this process) that enforces
+the loopback Bot API server (tests/botapi/server.py, in this process) that enforces
 Telegram's limits (FloodControl: 30 messages a second overall, one a second into a
 private chat; it answers 429 past them). Setup reuses the fan-out benchmark's
 (bench/fanout.py): a copy of the ingested archive, `chats` private chats subscribed to
@@ -76,8 +76,8 @@ from bench.common import (
 from bench.fanout import NEW_DAY, Log, _add_chats, _Bot, _folder, _key, _lag_probe
 from bench.ingest import ensure_archive
 from bench.search import _STOP
-from tests.tg.botapi_faults import FloodControl
-from tests.tg.botapi_server import ApiCall, FakeBotApi, FakeChat, FakeUser
+from tests.botapi.faults import FloodControl
+from tests.botapi.server import ApiCall, FakeBotApi, FakeChat, FakeUser
 
 KINDS: tuple[str, ...] = ("search", "paper", "latest", "tag", "button", "inline")
 MESSAGE_KINDS = frozenset({"search", "paper", "latest", "tag"})  # answered by a message

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,21 +13,18 @@ from bot.cli import app
 from bot.storage.engine import make_engine, make_sessionmaker
 from bot.storage.repository import ArchiveRepo
 from tests.fixtures.expected import (
-    FIXTURE_DIR,
     FIXTURE_DISTINCT_IDS,
     NON_DIGEST_PATH,
     SAME_DAY_TWO_TOPICS_ID,
 )
+from tests.fixtures.folder import copy_fixture_folder
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "digests"
-    shutil.copytree(FIXTURE_DIR, folder)
-    for file in folder.rglob("*.md"):
-        os.utime(file, (1_000_000_000, 1_000_000_000))  # long settled
+    folder = copy_fixture_folder(tmp_path / "digests")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'db' / 'pf.db'}")
     monkeypatch.setenv("DIGEST_DIR", str(folder))

@@ -21,8 +21,9 @@ from bot.doctor import Check, check_digest_dir, doctor, failed
 from bot.services.ingest import Ingestor
 from bot.storage.engine import head_revision, make_engine, make_sessionmaker, migrate
 from bot.storage.repository import ArchiveRepo
+from tests.botapi.server import FakeBotApi
 from tests.fixtures.expected import FIXTURE_DIR
-from tests.tg.botapi_server import FakeBotApi
+from tests.fixtures.folder import copy_fixture_folder
 from tests.tg.test_webhook import free_port
 
 ALL_NAMES = (
@@ -253,8 +254,7 @@ def empty(folder: Path) -> None:
 
 
 async def test_a_vanished_folder_is_named_with_the_way_out(tmp_path: Path) -> None:
-    folder = tmp_path / "digests"
-    shutil.copytree(FIXTURE_DIR, folder)
+    folder = copy_fixture_folder(tmp_path / "digests")
     url = await migrated_db(tmp_path)
     engine = make_engine(url)
     try:

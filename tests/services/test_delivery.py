@@ -40,6 +40,7 @@ from tests.fixtures.expected import (
     SAME_DAY_TWO_TOPICS_ID,
     TWO_VERSIONS_ID,
 )
+from tests.fixtures.folder import copy_fixture_folder
 from tests.services.folders import swap
 from tests.services.world import (
     DAY1,
@@ -223,8 +224,7 @@ async def test_a_folder_that_vanishes_and_comes_back_sends_nobody_anything(
     digest appears under a new name: every listing was announced before, so no one gets
     anything, not even the chat that never received the old papers."""
     await world.chat(1, everything=True)
-    folder = tmp_path / "digests"
-    shutil.copytree(FIXTURE_DIR, folder)
+    folder = copy_fixture_folder(tmp_path / "digests")
     ingestor = Ingestor(world.archive, folder, settle_seconds=0)
     delivery = world.delivery()
     await ingestor.scan()

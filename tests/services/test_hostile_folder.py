@@ -5,7 +5,6 @@ a traceback."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,9 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.services.ingest import Ingestor
 from bot.storage.repository import ArchiveRepo
-from tests.fixtures.expected import FIXTURE_DIR, FIXTURE_DISTINCT_IDS
-from tests.services.test_ingest import NOW, Clock, age
+from tests.fixtures.expected import FIXTURE_DISTINCT_IDS
+from tests.fixtures.folder import copy_fixture_folder
+from tests.services.test_ingest import NOW, OLD, Clock, age
 from tests.unit.test_fuzz_digests import GOOD, HOSTILE, digest_file
 
 runner = CliRunner()
@@ -24,8 +24,7 @@ runner = CliRunner()
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """The fixture digests, and one hostile file per kind in a day of their own."""
-    target = tmp_path / "digests"
-    shutil.copytree(FIXTURE_DIR, target)
+    target = copy_fixture_folder(tmp_path / "digests", mtime=OLD)
     day = target / "2024-10-12"
     day.mkdir()
     for number, name in enumerate(sorted(HOSTILE)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -20,13 +19,13 @@ from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.repository import ArchiveRepo
 from tests.fixtures.expected import (
     FIXTURE_DIGESTS,
-    FIXTURE_DIR,
     FIXTURE_DISTINCT_IDS,
     FIXTURE_NON_DIGESTS,
     NON_DIGEST_PATH,
     SAME_DAY_TWO_TOPICS_ID,
     TWO_VERSIONS_ID,
 )
+from tests.fixtures.folder import copy_fixture_folder
 from tests.services.folders import swap
 
 NOW = 1_800_000_000.0  # the injected clock; fixture files are dated an hour before
@@ -69,11 +68,7 @@ def age(path: Path, when: float = OLD) -> None:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    target = tmp_path / "digests"
-    shutil.copytree(FIXTURE_DIR, target)
-    for file in target.rglob("*.md"):
-        age(file)
-    return target
+    return copy_fixture_folder(tmp_path / "digests", mtime=OLD)
 
 
 @pytest.fixture

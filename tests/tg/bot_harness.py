@@ -8,8 +8,6 @@ the test ends. Jobs are not registered: tests scan and drain when they choose to
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,9 +19,9 @@ from bot.runner import assemble
 from bot.storage.engine import migrate
 from bot.tg.app import AnyApp, startup
 from bot.tg.deps import Deps
-from tests.fixtures.expected import FIXTURE_DIR
-from tests.tg.botapi_server import FakeBotApi
-from tests.tg.ptb_harness import running_application, settle
+from tests.botapi.ptb_harness import running_application, settle
+from tests.botapi.server import FakeBotApi
+from tests.fixtures.folder import copy_fixture_folder
 
 OPERATOR_ID = 9000
 
@@ -45,9 +43,7 @@ def make_settings(tmp_path: Path, server: FakeBotApi, **settings: Any) -> Settin
     """Settings for a bot on a fresh database; the fixture folder unless `digest_dir=`."""
     digest_dir = Path(settings.pop("digest_dir", tmp_path / "digests"))
     if not digest_dir.exists():
-        shutil.copytree(FIXTURE_DIR, digest_dir)
-        for file in digest_dir.rglob("*.md"):
-            os.utime(file, (1_000_000_000, 1_000_000_000))
+        copy_fixture_folder(digest_dir)
     values: dict[str, Any] = {
         "telegram_token": server.token,
         "bot_api_url": server.base_url.removesuffix("/bot"),

@@ -1,9 +1,5 @@
-"""Fixtures for Telegram-facing tests: a fake Bot API server per test.
-
-Why a fixture: every end-to-end test needs a fresh server (no state leaks between
-tests), and every test should fail if the fake itself crashed on a request, because
-such a crash would otherwise surface as a puzzling error in the bot.
-"""
+"""Fixtures for Telegram-facing tests: the fake Bot API server (tests.botapi) and the
+bot running against it."""
 
 from __future__ import annotations
 
@@ -12,23 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.botapi.fixtures import botapi, manual_clock
+from tests.botapi.server import FakeBotApi
 from tests.tg.bot_harness import BotUnderTest, running_bot
-from tests.tg.botapi_faults import ManualClock
-from tests.tg.botapi_server import FakeBotApi
 
-
-@pytest.fixture
-async def botapi() -> AsyncIterator[FakeBotApi]:
-    """A started ``FakeBotApi`` on 127.0.0.1 with an OS-assigned port."""
-    async with FakeBotApi() as server:
-        yield server
-    server.assert_healthy()
-
-
-@pytest.fixture
-def manual_clock() -> ManualClock:
-    """A clock that only moves on ``advance()``; pass to ``FakeBotApi(clock=...)``."""
-    return ManualClock()
+__all__ = ["bot", "botapi", "manual_clock"]
 
 
 @pytest.fixture

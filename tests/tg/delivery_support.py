@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,9 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.ingest import Ingestor
 from bot.storage.chats import ChatRepo
 from bot.storage.repository import ArchiveRepo
-from tests.fixtures.expected import FIXTURE_DIR
-from tests.tg.botapi_faults import FloodControl
-from tests.tg.botapi_server import FakeBotApi, SentMessage
+from tests.botapi.faults import FloodControl
+from tests.botapi.server import FakeBotApi, SentMessage
 
 OLD_MTIME = 1_000_000_000  # 2001: long settled, so a scan reads the file at once
 
@@ -76,14 +74,6 @@ def add_digest(folder: Path, topic: str, day: date, papers: Sequence[SynthPaper]
     path.write_text(digest_markdown(topic, day, papers), encoding="utf-8")
     os.utime(path, (OLD_MTIME, OLD_MTIME))
     return path
-
-
-def copy_fixture_folder(target: Path) -> Path:
-    """The fixture digest folder, copied with old mtimes (as bot_harness does)."""
-    shutil.copytree(FIXTURE_DIR, target)
-    for file in target.rglob("*.md"):
-        os.utime(file, (OLD_MTIME, OLD_MTIME))
-    return target
 
 
 async def bot_that_ran_before(sessions: async_sessionmaker[AsyncSession], digests: Path,

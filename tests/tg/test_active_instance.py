@@ -23,8 +23,8 @@ import pytest
 from bot.services.leader import ACTIVE_TTL, LEASE_ACTIVE, ActiveInstance
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
+from tests.botapi.server import FakeBotApi
 from tests.conftest import BACKENDS, PG_URL, wipe_postgres
-from tests.tg.botapi_server import FakeBotApi
 from tests.tg.delivery_support import (
     BotProcess,
     SynthPaper,

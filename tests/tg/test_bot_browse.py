@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -17,9 +16,10 @@ from telegram.request import HTTPXRequest
 
 from bot.domain.models import Chat
 from bot.tg.cards import card_for, send_analysis, send_card, send_figures
+from tests.botapi.server import ApiCall, FakeBotApi, FakeChat, FakeUser, SentMessage
 from tests.fixtures.expected import FIXTURE_DIR, FIXTURE_DISTINCT_IDS
+from tests.fixtures.folder import copy_fixture_folder
 from tests.tg.bot_harness import BotUnderTest, running_bot
-from tests.tg.botapi_server import ApiCall, FakeBotApi, FakeChat, FakeUser, SentMessage
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "digests"
 
@@ -132,8 +132,7 @@ async def test_latest_on_an_empty_archive(botapi: FakeBotApi, tmp_path: Path) ->
 
 async def test_latest_of_a_tag_whose_digests_were_empty(botapi: FakeBotApi,
                                                         tmp_path: Path) -> None:
-    folder = tmp_path / "digests"
-    shutil.copytree(FIXTURE_DIR, folder)
+    folder = copy_fixture_folder(tmp_path / "digests")
     empty = (FIXTURE_DIR / "2024-05-06" / "NeRF.md").read_text(encoding="utf-8")
     (folder / "2024-06-01").mkdir()
     (folder / "2024-06-01" / "Quiet Topic.md").write_text(

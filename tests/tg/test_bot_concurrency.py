@@ -19,8 +19,8 @@ from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHa
 
 from bot.tg.failures import FailureReporter
 from bot.tg.throttle import RATE
+from tests.botapi.server import FakeBotApi, FakeChat, FakeUser
 from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest, running_bot
-from tests.tg.botapi_server import FakeBotApi, FakeChat, FakeUser
 
 
 @pytest.fixture

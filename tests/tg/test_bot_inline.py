@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.tg.handlers.inline import CACHE_SECONDS, INLINE_PAGE
+from tests.botapi.server import ApiCall, FakeUser, InlineAnswer
+from tests.botapi.validation import format_text
 from tests.fixtures.expected import FIXTURE_DISTINCT_IDS
 from tests.tg.bot_harness import BotUnderTest
-from tests.tg.botapi_server import ApiCall, FakeUser, InlineAnswer
-from tests.tg.botapi_validation import format_text
 
 
 async def ask_inline(bot: BotUnderTest, user: FakeUser, query: str,

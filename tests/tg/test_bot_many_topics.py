@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.botapi.server import FakeBotApi
 from tests.fixtures.expected import FIXTURE_DIR
 from tests.tg.bot_harness import running_bot
-from tests.tg.botapi_server import FakeBotApi
 
 TOPICS = 120
 

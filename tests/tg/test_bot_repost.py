@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.botapi.server import FakeBotApi, FakeChat
 from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest, running_bot
-from tests.tg.botapi_server import FakeBotApi, FakeChat
 
 
 async def subscribers(bot: BotUnderTest, n: int, tag: str = "NeRF") -> list[FakeChat]:

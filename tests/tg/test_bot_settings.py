@@ -10,8 +10,8 @@ from bot.domain.chat_settings import parse_time, resolve_timezone, split_keyword
 from bot.domain.models import Chat
 from bot.services.scan import scan_once
 from bot.tg.handlers.settings import SettingsMenu
+from tests.botapi.server import EditRecord, FakeBotApi, FakeChat, FakeUser
 from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest
-from tests.tg.botapi_server import EditRecord, FakeBotApi, FakeChat, FakeUser
 from tests.tg.delivery_support import SynthPaper, add_digest
 
 

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from bot.services.delivery import Delivery
 from bot.services.scan import scan_once
 from bot.tg.sender import TelegramSender
+from tests.botapi.server import FakeChat
 from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest
-from tests.tg.botapi_server import FakeChat
 from tests.tg.delivery_support import (
     SynthPaper,
     add_digest,

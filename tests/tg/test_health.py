@@ -32,8 +32,8 @@ from bot.health import HttpServer, WebhookRoute, health, probe, probe_url, web_a
 from bot.services.scan import ScanStatus
 from bot.storage.engine import head_revision, make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
+from tests.botapi.server import FakeBotApi
 from tests.fixtures.expected import FIXTURE_DISTINCT_IDS
-from tests.tg.botapi_server import FakeBotApi
 from tests.tg.test_run_process import BotProcess, bot_env
 from tests.tg.test_webhook import finish, free_port, webhook_process
 

@@ -8,8 +8,8 @@ from datetime import date
 from pathlib import Path
 
 from bot.domain.limits import Limits
+from tests.botapi.server import FakeBotApi
 from tests.tg.bot_harness import running_bot
-from tests.tg.botapi_server import FakeBotApi
 from tests.tg.delivery_support import OLD_MTIME, SynthPaper, add_digest
 
 DAY = date(2024, 6, 20)

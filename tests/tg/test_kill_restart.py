@@ -20,7 +20,7 @@ import pytest
 
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import LEASE_SENDER, OutboxRepo
-from tests.tg.botapi_server import FakeBotApi
+from tests.botapi.server import FakeBotApi
 from tests.tg.delivery_support import (
     BotProcess,
     SynthPaper,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -13,8 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tests.fixtures.expected import FIXTURE_DIR, FIXTURE_DISTINCT_IDS
-from tests.tg.botapi_server import FakeBotApi
+from tests.botapi.server import FakeBotApi
+from tests.fixtures.expected import FIXTURE_DISTINCT_IDS
+from tests.fixtures.folder import copy_fixture_folder
 
 
 class BotProcess:
@@ -51,9 +51,7 @@ class BotProcess:
 def bot_env(tmp_path: Path, server: FakeBotApi) -> dict[str, str]:
     digests = tmp_path / "digests"
     if not digests.exists():
-        shutil.copytree(FIXTURE_DIR, digests)
-        for file in digests.rglob("*.md"):
-            os.utime(file, (1_000_000_000, 1_000_000_000))
+        copy_fixture_folder(digests)
     env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_IDS",)}
     env.update(
         TELEGRAM_TOKEN=server.token,

@@ -37,11 +37,11 @@ from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
 from bot.tg.ratelimit import rate_limiter
 from bot.tg.sender import TelegramSender
+from tests.botapi.faults import FloodControl, ManualClock
+from tests.botapi.ptb_harness import builder_for
+from tests.botapi.server import FakeBotApi, FakeChat
 from tests.storage.factories import make_digest, make_paper, state_of
-from tests.tg.botapi_faults import FloodControl, ManualClock
-from tests.tg.botapi_server import FakeBotApi, FakeChat
 from tests.tg.delivery_support import assert_paced
-from tests.tg.ptb_harness import builder_for
 
 FIGURE = "https://example.org/figures/teaser.png"
 

@@ -25,8 +25,8 @@ import pytest
 
 from bot.config import load_settings
 from bot.errors import ConfigError
+from tests.botapi.server import FakeBotApi, FakeChat, FakeUser
 from tests.fixtures.expected import FIXTURE_DISTINCT_IDS
-from tests.tg.botapi_server import FakeBotApi, FakeChat, FakeUser
 from tests.tg.test_run_process import BotProcess, bot_env, run_to_exit
 
 SECRET = "s3cret"

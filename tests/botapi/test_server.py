@@ -46,9 +46,9 @@ from telegram.ext import (
     filters,
 )
 
-from tests.tg.botapi_faults import FloodControl, ManualClock, RateWindow
-from tests.tg.botapi_server import FakeBotApi, FakeChat, FakeUser, _form_fields
-from tests.tg.ptb_harness import builder_for, running_application, settle
+from tests.botapi.faults import FloodControl, ManualClock, RateWindow
+from tests.botapi.ptb_harness import builder_for, running_application, settle
+from tests.botapi.server import FakeBotApi, FakeChat, FakeUser, _form_fields
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

@@ -18,7 +18,7 @@ from typing import Any
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.tg.background import PREFIX as BACKGROUND
-from tests.tg.botapi_server import FakeBotApi
+from tests.botapi.server import FakeBotApi
 
 __all__ = ["builder_for", "running_application", "settle"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from tests.tg.telegram_html import (
+from tests.botapi.telegram_html import (
     TelegramHtmlError,
     check_link,
     is_empty_text,

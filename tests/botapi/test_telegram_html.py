@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tg.telegram_html import (
+from tests.botapi.telegram_html import (
     MAX_ENTITIES,
     TelegramHtmlError,
     check_link,

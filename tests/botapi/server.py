@@ -42,13 +42,14 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
-from tests.tg.botapi_faults import (
+from tests.botapi.faults import (
     FaultInjector,
     FaultKind,
     FloodControl,
     default_clock,
 )
-from tests.tg.botapi_validation import (
+from tests.botapi.telegram_html import utf16_len
+from tests.botapi.validation import (
     ApiError,
     FormattedText,
     bad_request,
@@ -63,7 +64,6 @@ from tests.tg.botapi_validation import (
     validate_menu_button,
     validate_reply_markup,
 )
-from tests.tg.telegram_html import utf16_len
 
 __all__ = [
     "ApiCall",
