@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -189,12 +190,16 @@ def _paper_json(paper: ArchivedPaper) -> dict[str, Any]:
     }
 
 
-def _parse_date(value: str | None, name: str) -> date | None:
+def _parse_date(value: str | None, name: str, *, end: bool = False) -> date | None:
+    """YYYY-MM-DD, or YYYY-MM: its first day (its last with ``end``, for --until)."""
     if value is None:
         return None
     try:
         if len(value) == 7:  # YYYY-MM
-            return date.fromisoformat(value + "-01")
+            first = date.fromisoformat(value + "-01")
+            if not end:
+                return first
+            return first.replace(day=calendar.monthrange(first.year, first.month)[1])
         return date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or YYYY-MM)",
@@ -210,6 +215,7 @@ def search(
     query: Annotated[str, typer.Argument(help="Words, \"phrases\", author names, arXiv ids.")],
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Only this tag.")] = None,
     since: Annotated[str | None, typer.Option(help="Listed on or after YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Listed on or before YYYY-MM-DD.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per paper.")] = False,
 ) -> None:
@@ -217,12 +223,14 @@ def search(
     settings = _settings()
     parsed = parse_query(query)
     since_date = _parse_date(since, "--since")
+    until_date = _parse_date(until, "--until", end=True)
     tags = tuple(tag or ())
 
     async def work(services: Services) -> tuple[list[Any], int]:
         # tag:X in the query as --tag X: an unknown one is named, with the closest known
         resolved = tuple([await services.archive.resolve_tag(t) for t in parsed.tags + tags])
-        q = replace(parsed, tags=resolved, since=since_date or parsed.since)
+        q = replace(parsed, tags=resolved, since=since_date or parsed.since,
+                    until=until_date or parsed.until)
         return await services.archive.search(q, limit=limit, offset=0)
 
     hits, total = _run(settings, work)

@@ -6,7 +6,9 @@
     │   └── NotADigest       a post in the folder that is not a daily digest
     ├── UnknownTag           a tag a user named does not exist (carries suggestions)
     ├── NotFound             an arXiv id, digest or target matches nothing
-    └── ChatGone             Telegram says the chat is unreachable for good (blocked, kicked)
+    ├── ChatGone             Telegram says the chat is unreachable for good (blocked, kicked)
+    └── ChatPaused           the chat is there but may not be posted to for now (a closed
+                             topic, a right taken away): its deliveries wait
 """
 
 from __future__ import annotations

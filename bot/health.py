@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import tornado.web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -51,7 +51,9 @@ from bot.errors import ConfigError
 from bot.services.scan import ScanStatus
 from bot.storage.engine import current_revision, head_revision
 from bot.storage.outbox import OutboxRepo
-from bot.tg.app import AnyApp
+
+if TYPE_CHECKING:  # the health probe must not load the bot's handlers
+    from bot.tg.app import AnyApp
 
 log = logging.getLogger(__name__)
 

@@ -103,10 +103,23 @@ def test_unknown_tag_suggests_the_closest(env: Path) -> None:
     assert invoke("search", "--json", "tag:nerf")  # case-insensitive, like --tag
 
 
-def test_bad_setting_is_one_line_not_a_traceback(env: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCAN_INTERVAL", "often")
-    result = runner.invoke(app, ["tags"])
-    assert result.exit_code == 2
-    assert "SCAN_INTERVAL" in result.output
-    assert "Traceback" not in result.output
+def test_search_since_and_until(env: Path) -> None:
+    invoke("ingest")
+
+    def papers(*args: str) -> list[dict[str, str]]:
+        out = invoke("search", "--json", "--limit", "100", "since:2000", *args)
+        return [json.loads(line) for line in out.splitlines()]
+
+    every = papers()
+    first = min(p["first_seen"] for p in every)
+    last = max(p["last_seen"] for p in every)
+    assert first < last
+    early = papers("--until", first)
+    assert early
+    assert len(early) < len(every)
+    assert all(p["first_seen"] <= first for p in early)
+    late = papers("--since", last)
+    assert late
+    assert all(p["last_seen"] >= last for p in late)
+    month = papers("--until", first[:7])  # a month means its last day
+    assert {p["arxiv_id"] for p in early} <= {p["arxiv_id"] for p in month}

@@ -8,6 +8,7 @@ to the outbox row.
 
     PaperfeedError
     ├── ChatGone (bot.errors)  403 / chat not found: deactivate the chat, cancel its rows
+    ├── ChatPaused (bot.errors) topic closed, no right to send: the rows wait, retried hourly
     └── SendError
         ├── ChatMigrated       group became a supergroup: move the rows, resend there
         ├── FloodWait          429 that escaped the rate limiter: keep the row, wait

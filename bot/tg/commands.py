@@ -15,7 +15,7 @@ PUBLIC = (
     ("subscribe", "Follow topics", "订阅主题"),
     ("unsubscribe", "Stop following topics", "取消订阅"),
     ("tags", "All topics and what you follow", "全部主题"),
-    ("latest", "Papers of the newest digest", "最新一期论文"),
+    ("latest", "The newest papers of your topics", "你订阅主题的最新论文"),
     ("search", "Search the archive", "搜索资料库"),
     ("tag", "Papers of one topic", "按主题浏览"),
     ("paper", "One paper by arXiv id", "按 arXiv 编号查看"),
