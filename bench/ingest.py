@@ -6,7 +6,7 @@ smaller of two floor timings (before and after the ingest) is used, so noise fro
 processes cannot make the ratio look better than it is.
 
 The ingest is the product's own: `Ingestor.scan()` over an `ArchiveRepo` on a fresh,
-migrated SQLite file, exactly as `paperfeed run` / `paperfeed scan` do it (settle time
+migrated SQLite file, exactly as `paperfeed run` / `paperfeed ingest` do it (settle time
 0, since generated files are written just before). Its CPU time includes the process
 that parses the files of a large scan.
 """

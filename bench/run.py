@@ -1,6 +1,6 @@
 """Run paperfeed's benchmarks and print one table: `python -m bench.run [--quick]`.
 
-    .venv/bin/python -m bench.run                      # the issue's sizes (~15 min)
+    .venv/bin/python -m bench.run                      # the full sizes (about 12 min)
     .venv/bin/python -m bench.run --quick              # 10k papers, 200/1000 chats, 10 s
     .venv/bin/python -m bench.run --only ingest,search
     .venv/bin/python -m bench.run --workdir /tmp/pf    # keep (and reuse) generated data
