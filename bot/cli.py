@@ -24,7 +24,7 @@ from bot.bootstrap import Services, open_services, setup_logging
 from bot.config import Settings, load_settings
 from bot.domain.chat_settings import language, style_of
 from bot.domain.models import Appearance, ArchivedPaper, IngestReport
-from bot.domain.parsing import parse_digest
+from bot.domain.parsing import decode_digest, parse_digest
 from bot.domain.query import parse_query
 from bot.domain.rendering import MAX_CALLBACK_BYTES, Button, render_analysis, render_card
 from bot.domain.tgtext import (
@@ -410,12 +410,9 @@ def preview(
     resolved = file.resolve()
     rel = resolved.relative_to(resolved.parent.parent).as_posix()
     raw = resolved.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        text = raw.decode("utf-8", errors="replace")
-        out.print(f"[yellow]warning[/yellow] not valid UTF-8 ({exc.reason}); "
-                  "undecodable bytes replaced")
+    text, repaired = decode_digest(raw, rel)
+    for warning in repaired:
+        out.print(f"[yellow]warning[/yellow] {escape_markup(warning.message)}")
     try:
         digest = parse_digest(text, rel, blog_base_url=settings.blog_base_url)
     except DigestError as exc:  # NotADigest included

@@ -99,6 +99,7 @@ from bot.domain.models import Digest, Paper, ParseWarning
 from bot.errors import DigestError, NotADigest
 
 __all__ = [
+    "decode_digest",
     "digest_date_from_path",
     "parse_digest",
     "parse_sections",
@@ -193,6 +194,26 @@ def topic_from_filename(name: str) -> str:
     """
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     return base[:-3] if base.lower().endswith(".md") else base
+
+
+def decode_digest(raw: bytes, path: str) -> tuple[str, list[ParseWarning]]:
+    """A digest file's bytes as text, with what had to be repaired said.
+
+    Bytes that are not UTF-8 become U+FFFD; NUL characters are dropped (no digest means
+    one, and PostgreSQL cannot store them in text, so one would fail its whole batch).
+    """
+    warnings: list[ParseWarning] = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = raw.decode("utf-8", errors="replace")
+        warnings.append(ParseWarning(path, 0, f"not valid UTF-8 ({exc.reason}); "
+                                              "undecodable bytes replaced"))
+    if "\x00" in text:
+        warnings.append(ParseWarning(path, 0, f"{text.count(chr(0))} NUL character(s) "
+                                              "removed"))
+        text = text.replace("\x00", "")
+    return text, warnings
 
 
 def parse_digest(text: str, path: str, *, blog_base_url: str | None = None) -> Digest:

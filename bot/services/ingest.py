@@ -43,7 +43,7 @@ from typing import Any
 
 from bot.domain.limits import Limits, apply_limits
 from bot.domain.models import Digest, IngestReport, ParseWarning
-from bot.domain.parsing import parse_digest
+from bot.domain.parsing import decode_digest, parse_digest
 from bot.errors import DigestError, NotADigest
 from bot.storage.records import FileState
 from bot.storage.repository import ArchiveRepo
@@ -166,13 +166,7 @@ def _read_and_parse(
     if content_hash == known_hash:
         return _Parsed(FileState(found.path, content_hash, found.size, found.mtime_ns),
                        None, None, same_bytes=True)
-    warnings: list[ParseWarning] = []
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        text = raw.decode("utf-8", errors="replace")
-        warnings.append(ParseWarning(found.path, 0, f"not valid UTF-8 ({exc.reason}); "
-                                                    "undecodable bytes replaced"))
+    text, warnings = decode_digest(raw, found.path)
     try:
         digest = parse_digest(text, found.path, blog_base_url=blog_base_url)
     except NotADigest as exc:

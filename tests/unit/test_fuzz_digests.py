@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.models import Appearance, ArchivedPaper, Digest, Paper
-from bot.domain.parsing import parse_digest, parse_sections
+from bot.domain.parsing import decode_digest, parse_digest, parse_sections
 from bot.domain.query import parse_query
 from bot.domain.rendering import plain_text, render_analysis, render_card, render_figures
 from bot.domain.tgtext import MAX_MESSAGE_LEN, is_blank, utf16_len, validate_telegram_html
@@ -73,10 +73,7 @@ def digest_file(*hostile: str, front: str = FRONT) -> bytes:
 
 def decode(raw: bytes) -> str:
     """What ingest and ``paperfeed preview`` do with a file's bytes."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", errors="replace")
+    return decode_digest(raw, PATH)[0]
 
 
 def assert_sendable(html: str) -> None:

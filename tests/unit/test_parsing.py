@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from bot.domain.models import Digest, Paper, ParseWarning
 from bot.domain.parsing import (
+    decode_digest,
     digest_date_from_path,
     parse_digest,
     parse_sections,
@@ -902,3 +903,12 @@ def test_arbitrary_text_raises_only_digest_errors(text: str, path: str) -> None:
     with contextlib.suppress(DigestError):
         parse_digest(text, path)
     parse_sections(text, path)
+
+
+def test_decoding_repairs_bytes_and_drops_nul_with_warnings() -> None:
+    text, warnings = decode_digest(b"# 2024-10-12 \xe6\x9b\xb4\xe6\x96\xb0\n\x00\x00a\xff", "d.md")
+    assert text == "# 2024-10-12 更新\na\ufffd"
+    assert [w.message for w in warnings] == [
+        "not valid UTF-8 (invalid start byte); undecodable bytes replaced",
+        "2 NUL character(s) removed"]
+    assert decode_digest("plain 文本".encode(), "d.md") == ("plain 文本", [])
