@@ -8,19 +8,19 @@ one bot agrees on what has expired.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.chat_settings import hhmm, language, mode_of, style_of, time_of, zone_of
 from bot.domain.models import Chat
-from bot.storage.engine import WRITE, database_now
+from bot.storage.engine import database_now
+from bot.storage.session import Repository
 from bot.storage.tables import ChatRow, ConfirmationRow, SavedQueryRow, SubscriptionRow
 
 SAVED_QUERY_TTL: Final = timedelta(days=7)
@@ -53,17 +53,8 @@ def _column(name: str, value: Any) -> Any:
     return value
 
 
-class ChatRepo:
+class ChatRepo(Repository):
     """Every public method is its own transaction and returns the chat as it now is."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session, session.begin():
-            await session.connection(execution_options=dict(WRITE))
-            yield session
 
     @staticmethod
     async def _load(session: AsyncSession, chat_id: int) -> Chat | None:
@@ -76,7 +67,7 @@ class ChatRepo:
         return _to_chat(row, tags)
 
     async def get(self, chat_id: int) -> Chat | None:
-        async with self._sessions() as session, session.begin():
+        async with self._read() as session:
             return await self._load(session, chat_id)
 
     async def ensure(self, chat_id: int, kind: str, title: str = "", lang: str = "en") -> Chat:
@@ -200,7 +191,7 @@ class ChatRepo:
 
     async def subscribers(self) -> list[Chat]:
         """Active chats that follow something."""
-        async with self._sessions() as session, session.begin():
+        async with self._read() as session:
             rows = (await session.scalars(select(ChatRow).where(ChatRow.active.is_(True)))).all()
             subs: dict[int, list[str]] = {}
             for chat_id, tag in await session.execute(
@@ -212,7 +203,7 @@ class ChatRepo:
 
     async def counts(self) -> dict[str, int]:
         """Chats by state, for /stats."""
-        async with self._sessions() as session, session.begin():
+        async with self._read() as session:
             total = await session.scalar(select(func.count()).select_from(ChatRow)) or 0
             inactive = await session.scalar(
                 select(func.count()).select_from(ChatRow).where(ChatRow.active.is_(False))) or 0
@@ -221,7 +212,7 @@ class ChatRepo:
 
     async def counts_by_kind(self) -> dict[str, int]:
         """Chats per kind (private, group, supergroup, channel), for /stats."""
-        async with self._sessions() as session, session.begin():
+        async with self._read() as session:
             rows = await session.execute(
                 select(ChatRow.kind, func.count()).group_by(ChatRow.kind))
             return {kind: count for kind, count in rows.all()}
@@ -247,7 +238,7 @@ class ChatRepo:
 
     async def saved_query(self, query_id: int, chat_id: int) -> str | None:
         """The search behind a paging button, if it is this chat's and has not expired."""
-        async with self._sessions() as session, session.begin():
+        async with self._read() as session:
             row = await session.get(SavedQueryRow, query_id)
             if row is None or row.chat_id != chat_id or row.used_at is None:
                 return None

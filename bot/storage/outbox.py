@@ -24,8 +24,7 @@ advisory write lock.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
@@ -46,8 +45,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from bot.storage.engine import WRITE, database_now, dialect_insert
+from bot.storage.engine import database_now, dialect_insert
 from bot.storage.loading import chunked
+from bot.storage.session import Repository
 from bot.storage.tables import OUTBOX_STATES, LeaseRow, OutboxRow
 
 __all__ = [
@@ -138,40 +138,26 @@ def _error(text: str) -> str:
     return text if len(text) <= MAX_ERROR_LEN else text[: MAX_ERROR_LEN - 1] + "…"
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
-
-
 def _rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
-class OutboxRepo:
-    """Deliveries and the sender lease; every public method is one transaction."""
+class OutboxRepo(Repository):
+    """Deliveries and the sender lease; every public method is one transaction.
+
+    Writers pass ``lock=False`` unless they read and then write what they read (see
+    the module docstring).
+    """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
                  clock: Callable[[], datetime] | None = None) -> None:
         """``clock``: the time leases are judged by; None (always, outside tests) means
         the database's clock."""
-        self._sessions = sessions
+        super().__init__(sessions)
         self._clock = clock
 
     async def _now(self, session: AsyncSession) -> datetime:
         return self._clock() if self._clock is not None else await database_now(session)
-
-    @asynccontextmanager
-    async def _tx(self, *, lock: bool = False) -> AsyncIterator[AsyncSession]:
-        """A write transaction; ``lock`` for read-then-write (see the module docstring)."""
-        async with self._sessions() as session, session.begin():
-            if lock or _dialect(session) == "sqlite":
-                await session.connection(execution_options=dict(WRITE))
-            yield session
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session, session.begin():
-            yield session
-
 
     # enqueue ----------------------------------------------------------------------------
 
@@ -185,7 +171,7 @@ class OutboxRepo:
         if not rows:
             return 0
         created = now or datetime.now(UTC)
-        async with self._tx(lock=True) as session:
+        async with self._write() as session:
             wanted = sorted({(r.chat_id, r.arxiv_id) for r in rows
                              if r.kind == "card" and r.reason == "new" and r.arxiv_id})
             taken: set[tuple[int, str]] = set()
@@ -296,7 +282,7 @@ class OutboxRepo:
 
     async def reschedule_chat(self, chat_id: int, due_at: datetime) -> int:
         """Move the chat's pending new-paper rows to ``due_at`` (reposts stay due now)."""
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             result = await session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.chat_id == chat_id, OutboxRow.state == "pending",
@@ -328,7 +314,7 @@ class OutboxRepo:
         if not marks:
             return
         params = [{"b_id": m.row_id, "b_message_id": m.message_id, "b_at": m.at} for m in marks]
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             await session.execute(_MARK_SENT, params)
 
     async def mark_retry(self, row_id: int, error: str, next_at: datetime, *,
@@ -337,13 +323,13 @@ class OutboxRepo:
         values: dict[str, Any] = {"last_error": _error(error), "next_attempt_at": next_at}
         if count_attempt:
             values["attempts"] = OutboxRow.attempts + 1
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             await session.execute(update(OutboxRow).where(
                 OutboxRow.id == row_id, OutboxRow.state == "pending").values(**values))
 
     async def mark_failed(self, row_id: int, error: str) -> None:
         """Give up on this row; it stays visible with its error."""
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             await session.execute(update(OutboxRow).where(
                 OutboxRow.id == row_id, OutboxRow.state == "pending").values(
                     state="failed", last_error=_error(error), attempts=OutboxRow.attempts + 1,
@@ -351,7 +337,7 @@ class OutboxRepo:
 
     async def cancel(self, row_id: int, reason: str) -> bool:
         """Cancel one pending row (its paper left the archive, ...)."""
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             result = await session.execute(update(OutboxRow).where(
                 OutboxRow.id == row_id, OutboxRow.state == "pending").values(
                     state="cancelled", last_error=_error(reason), next_attempt_at=None))
@@ -360,7 +346,7 @@ class OutboxRepo:
     async def cancel_many(self, row_ids: Sequence[int], reason: str) -> int:
         """Cancel these rows where still pending; returns how many were."""
         cancelled = 0
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             for part in chunked(list(row_ids), PAIR_CHUNK):
                 result = await session.execute(update(OutboxRow).where(
                     OutboxRow.id.in_(part), OutboxRow.state == "pending").values(
@@ -370,7 +356,7 @@ class OutboxRepo:
 
     async def cancel_chat(self, chat_id: int, reason: str = "chat is gone") -> int:
         """Cancel every pending row of a chat; returns how many."""
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             result = await session.execute(update(OutboxRow).where(
                 OutboxRow.chat_id == chat_id, OutboxRow.state == "pending").values(
                     state="cancelled", last_error=_error(reason), next_attempt_at=None))
@@ -383,7 +369,7 @@ class OutboxRepo:
         "new" row whose paper the new id already has stays behind (cancelled if pending).
         Returns how many pending rows moved.
         """
-        async with self._tx(lock=True) as session:
+        async with self._write() as session:
             there = (select(OutboxRow.arxiv_id).where(
                 OutboxRow.chat_id == new_id, OutboxRow.reason == "new",
                 OutboxRow.arxiv_id.is_not(None)).scalar_subquery())
@@ -409,7 +395,7 @@ class OutboxRepo:
         One conditional UPDATE (free once expired, or already ours), else a first-time
         INSERT that loses quietly to a concurrent one: atomic on both backends.
         """
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             now = await self._now(session)
             expires = now + ttl
             result = await session.execute(
@@ -428,7 +414,7 @@ class OutboxRepo:
 
     async def release_lease(self, name: str, owner: str) -> None:
         """Give the lease up (only if ours), so the next sender need not wait for expiry."""
-        async with self._tx() as session:
+        async with self._write(lock=False) as session:
             await session.execute(delete(LeaseRow).where(LeaseRow.name == name,
                                                          LeaseRow.owner == owner))
 

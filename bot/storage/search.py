@@ -5,15 +5,8 @@ holding its title, authors, abstract, every appearance's summary and takeaways, 
 its tags. Tokenizer `porter unicode61 remove_diacritics 2`, so English word forms
 match (Gaussians finds Gaussian, rendered finds rendering).
 
-Chinese (and Japanese, Korean): unicode61 would keep a run of CJK characters as one
-token, so at index time every CJK character becomes a token of its own ("扩散模型" ->
-"扩 散 模 型"), and a query term becomes the phrase of its characters ("扩散" -> the
-phrase "扩 散"). A phrase needs its tokens at consecutive positions, so this finds
-exactly the texts containing the term, like indexing overlapping bigrams would, with
-the same bm25 scores (FTS5 scores phrases; document lengths are equal), and a single
-character needs no prefix query. Measured on 17k real summaries it indexes about
-twice as fast as bigrams, because the vocabulary stays a few thousand characters;
-the price is slower queries for very common characters (tens of ms at 100k papers).
+How text becomes tokens (every CJK character a token of its own, user text reduced
+to letters and digits) is search_text.py's business: the same on both dialects.
 
 User text never reaches MATCH as written: `split_terms` keeps only letters and digits,
 and the expression is built from double-quoted phrases joined with AND, so quotes,
@@ -45,15 +38,15 @@ only the papers they name are grouped (same order, see `_newest`).
 
 Everything dialect specific sits in the `_SQLite` and `_PostgreSQL` classes at the end
 of this module; the rest (planning a query, filters, exact ids, paging) is shared.
+Writing the index is here too (`index_paper_texts`, `delete_paper_texts`): the archive
+calls them in the transaction that stores the papers.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Protocol
 
@@ -81,6 +74,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.models import SearchHit, SearchQuery
 from bot.domain.query import normalize_arxiv_id
 from bot.storage.loading import chunked, load_archived_by_id
+from bot.storage.search_text import (
+    PaperText,
+    PaperTextBuilder,
+    Term,
+    author_term,
+    cjk_index_text,
+    clean,
+    split_terms,
+)
 from bot.storage.tables import AppearanceRow, PaperRow
 
 FTS_TABLE: Final = "paper_fts"  # SQLite
@@ -91,9 +93,6 @@ WEIGHTS: Final = {"title": 10.0, "authors": 8.0, "abstract": 1.0, "summary": 3.0
                   "takeaways": 2.0, "tags": 5.0}
 """bm25 column weights: title and author matches first, abstract-only matches last."""
 
-MAX_QUERY_CHARS: Final = 500
-MAX_TERMS: Final = 32  # phrases per query
-MAX_TOKENS_PER_TERM: Final = 32
 MAX_AUTHORS: Final = 8
 MAX_TAGS: Final = 32
 MAX_ARXIV_IDS: Final = 50
@@ -170,146 +169,11 @@ def is_search_object(name: str | None) -> bool:
     return bool(name) and str(name).startswith((FTS_TABLE, PG_TABLE))
 
 
-# --- text processing ----------------------------------------------------------------------
-
-_CJK_CLASS = (
-    "\u3005\u3007"  # 々 〇
-    "\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff"  # kana
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # han
-    "\uac00-\ud7a3"  # hangul syllables
-    "\U00020000-\U0003134f"  # han extensions B-H
-)
-_CJK_RUN = re.compile(f"[{_CJK_CLASS}]+")
-_CJK_SPLIT = re.compile(f"([{_CJK_CLASS}]+)")
-_WORD = re.compile(r"[^\W_]+")  # letters and digits: a subset of unicode61's token chars
-_PIECE = re.compile(r'"([^"]*)"?|([^\s"]+)')  # a "quoted phrase" (closing quote optional) or a word
-
-
-def cjk_index_text(text: str) -> str:
-    """Index-time transform: every CJK character becomes a token of its own.
-
-    "利用新型Mesh" -> " 利 用 新 型 Mesh": CJK is also cut off from adjacent Latin
-    letters, which unicode61 would otherwise glue to it.
-    """
-    if text.isascii():  # titles, authors, abstracts mostly: nothing to do (O(1) check)
-        return text
-    # split() with a group alternates other text and CJK runs: a list comprehension
-    # over the runs is about twice as fast as sub() with a callback per run.
-    parts = _CJK_SPLIT.split(text)
-    parts[1::2] = [" " + " ".join(run) + " " for run in parts[1::2]]
-    return "".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    """One query term: tokens that must appear consecutively, in this order."""
-
-    tokens: tuple[str, ...]
-
-    def fts5(self) -> str:
-        """The term as an FTS5 string, double quotes doubled (there are none, but still)."""
-        body = " ".join(self.tokens).replace('"', '""')
-        return f'"{body}"'
-
-
-def _term(piece: str) -> Term | None:
-    tokens: list[str] = []
-    for word in _WORD.findall(piece):
-        pos = 0
-        for run in _CJK_RUN.finditer(word):
-            if run.start() > pos:
-                tokens.append(word[pos : run.start()])
-            tokens.extend(run.group(0))
-            pos = run.end()
-        if pos < len(word):
-            tokens.append(word[pos:])
-    return Term(tuple(tokens[:MAX_TOKENS_PER_TERM])) if tokens else None
-
-
-def split_terms(user_text: str) -> list[Term]:
-    """Tokenise user text into at most MAX_TERMS terms; never raises, may return [].
-
-    A word or "quoted phrase" gives one term of its letter/digit runs ("talking-head"
-    -> talking head, as a phrase); CJK characters are tokens of their own; everything
-    else (punctuation, operators, emoji, NUL, lone surrogates) is dropped.
-    """
-    terms: list[Term] = []
-    for match in _PIECE.finditer(user_text[:MAX_QUERY_CHARS]):
-        term = _term(match.group(1) if match.group(1) is not None else match.group(2))
-        if term is not None and term not in terms:
-            terms.append(term)
-            if len(terms) == MAX_TERMS:
-                break
-    return terms
-
-
-def match_expression(terms: Sequence[Term], authors: Sequence[Term] = ()) -> str:
-    """The FTS5 MATCH string: every term, and every author phrase in the authors column."""
-    parts = [t.fts5() for t in terms] + [f"authors : {a.fts5()}" for a in authors]
-    return " AND ".join(parts)
-
-
-def _clean(value: str, limit: int = 200) -> str:
-    """Drop what no driver can bind (lone surrogates, NUL) and cap the length."""
-    return value[:limit].encode("utf-8", "ignore").decode("utf-8").replace("\x00", "").strip()
-
-
 # --- index maintenance --------------------------------------------------------------------
 
 
 IndexRow = tuple[Any, ...]
 """One row of the index as written: paper_id, then the FTS_COLUMNS texts (CJK spaced)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PaperText:
-    """What the index holds for one paper, before dialect-specific transforms."""
-
-    paper_id: int
-    title: str
-    authors: Sequence[str]
-    abstract: str
-    summaries: Sequence[str] = ()
-    takeaways: Sequence[str] = ()
-    tags: Sequence[str] = ()
-
-    def columns(self) -> dict[str, str]:
-        """Column texts; repeated summaries, takeaways and tags are indexed once."""
-        return {
-            "title": self.title,
-            "authors": ", ".join(self.authors),
-            "abstract": self.abstract,
-            "summary": "\n".join(dict.fromkeys(s for s in self.summaries if s)),
-            "takeaways": "\n".join(dict.fromkeys(t for t in self.takeaways if t)),
-            "tags": "\n".join(dict.fromkeys(self.tags)),
-        }
-
-
-@dataclass(slots=True)
-class PaperTextBuilder:
-    """Collects the appearances of papers while they stream by, then yields PaperTexts."""
-
-    papers: dict[int, tuple[str, Sequence[str], str]] = field(default_factory=dict)
-    summaries: defaultdict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
-    takeaways: defaultdict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
-    tags: defaultdict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-    def paper(self, paper_id: int, title: str, authors: Sequence[str], abstract: str) -> None:
-        self.papers[paper_id] = (title, authors, abstract)
-
-    def appearance(
-        self, paper_id: int, topic: str, summary: str, takeaways: Iterable[str]
-    ) -> None:
-        self.summaries[paper_id].append(summary)
-        self.takeaways[paper_id].extend(takeaways)
-        self.tags[paper_id].append(topic)
-
-    def build(self) -> list[PaperText]:
-        return [
-            PaperText(pid, title, authors, abstract, self.summaries[pid], self.takeaways[pid],
-                      self.tags[pid])
-            for pid, (title, authors, abstract) in self.papers.items()
-        ]
 
 
 async def index_paper_texts(session: AsyncSession, texts: Sequence[PaperText]) -> None:
@@ -359,28 +223,6 @@ async def paper_texts(session: AsyncSession, paper_ids: Iterable[int]) -> list[P
     return builder.build()
 
 
-async def reindex_papers(session: AsyncSession, paper_ids: Iterable[int]) -> None:
-    """Rebuild the index rows of these papers from papers + appearances.
-
-    Ids of papers that no longer exist just lose their index rows.
-    """
-    ids = sorted(set(paper_ids))
-    if not ids:
-        return
-    texts = await paper_texts(session, ids)
-    await delete_paper_texts(session, ids)
-    await index_paper_texts(session, texts)
-
-
-async def rebuild_index(session: AsyncSession) -> int:
-    """Drop every index row and index all papers again; returns the number of papers."""
-    await session.execute(_backend(session).clear_statement)
-    ids = list((await session.scalars(select(PaperRow.id).order_by(PaperRow.id))).all())
-    for part in chunked(ids, 5000):
-        await index_paper_texts(session, await paper_texts(session, part))
-    return len(ids)
-
-
 # --- searching ----------------------------------------------------------------------------
 
 
@@ -397,11 +239,11 @@ class _Plan:
 
     @classmethod
     def of(cls, query: SearchQuery) -> _Plan:
-        authors = [a for a in (_author_term(x) for x in query.authors) if a is not None]
-        tags = [t for t in dict.fromkeys(_clean(t) for t in query.tags) if t]
+        authors = [a for a in (author_term(x) for x in query.authors) if a is not None]
+        tags = [t for t in dict.fromkeys(clean(t) for t in query.tags) if t]
         ids: list[str] = []
         for raw in query.arxiv_ids:
-            cleaned = _clean(raw, 100)
+            cleaned = clean(raw, 100)
             norm = normalize_arxiv_id(cleaned)
             ids.append(norm[0] if norm else cleaned)
         return cls(
@@ -423,11 +265,6 @@ class _Plan:
         if self.until is not None:
             conds.append(AppearanceRow.date <= self.until)
         return conds
-
-
-def _author_term(name: str) -> Term | None:
-    tokens = [tok for term in split_terms(_clean(name)) for tok in term.tokens]
-    return Term(tuple(tokens[:MAX_TOKENS_PER_TERM])) if tokens else None
 
 
 async def search(
@@ -627,12 +464,23 @@ class _Backend(Protocol):
     """What search needs from a dialect: statements that write the index, and a match."""
 
     delete_statement: TextClause  # params: ids (expanding)
-    clear_statement: TextClause
 
     async def insert_rows(self, session: AsyncSession, rows: Sequence[IndexRow]) -> None:
         """Add index rows: (paper_id, *FTS_COLUMNS texts), in one executemany."""
 
     def match(self, authors: Sequence[Term], terms: Sequence[Term]) -> _Match: ...
+
+
+def _fts5_phrase(term: Term) -> str:
+    """The term as an FTS5 string, double quotes doubled (there are none, but still)."""
+    body = " ".join(term.tokens).replace('"', '""')
+    return f'"{body}"'
+
+
+def match_expression(terms: Sequence[Term], authors: Sequence[Term] = ()) -> str:
+    """The FTS5 MATCH string: every term, and every author phrase in the authors column."""
+    parts = [_fts5_phrase(t) for t in terms] + [f"authors : {_fts5_phrase(a)}" for a in authors]
+    return " AND ".join(parts)
 
 
 class _SQLite:
@@ -654,7 +502,6 @@ class _SQLite:
     delete_statement = text(f"DELETE FROM {FTS_TABLE} WHERE rowid IN :ids").bindparams(
         bindparam("ids", expanding=True)
     )
-    clear_statement = text(f"DELETE FROM {FTS_TABLE}")
 
     async def insert_rows(self, session: AsyncSession, rows: Sequence[IndexRow]) -> None:
         connection = await session.connection()
@@ -692,7 +539,6 @@ class _PostgreSQL:
     delete_statement = text(f"DELETE FROM {PG_TABLE} WHERE paper_id IN :ids").bindparams(
         bindparam("ids", expanding=True)
     )
-    clear_statement = text(f"DELETE FROM {PG_TABLE}")
 
     async def insert_rows(self, session: AsyncSession, rows: Sequence[IndexRow]) -> None:
         names = ("paper_id", *FTS_COLUMNS)

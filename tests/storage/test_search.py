@@ -332,8 +332,3 @@ async def test_stats(corpus: ArchiveRepo) -> None:
     assert (stats.papers, stats.appearances, stats.digests, stats.tags) == (5, 6, 4, 3)
     assert (stats.first_date, stats.last_date) == (date(2024, 5, 1), date(2024, 7, 1))
 
-
-async def test_rebuild_search_index(corpus: ArchiveRepo) -> None:
-    assert await corpus.rebuild_search_index() == 5
-    assert await ids(corpus, "扩散") == ["2406.00003"]
-    assert await ids(corpus, "gaussian") == ["2406.00001", "2406.00002"]
