@@ -94,6 +94,7 @@ from typing import Any
 from urllib.parse import quote, urljoin
 
 import yaml
+from frontmatter.default_handlers import YAMLHandler
 
 from bot.domain.models import Digest, Paper, ParseWarning
 from bot.errors import DigestError, NotADigest
@@ -120,8 +121,7 @@ _BLANK = (
 )
 
 # --- file level -------------------------------------------------------------------
-_FM_OPEN_RE = re.compile(r"\A(?:[ \t\u200b]*\n)*---[ \t]*\n")
-_FM_CLOSE_RE = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
+_FM_OPEN_RE = re.compile(r"\A(?:[ \t\u200b]*\n)*(?=---[ \t]*\n)")  # blank lines, then ---
 _ANCHOR = (  # the run heading first: it is a level-1 heading that never starts a section
     r"(?:(?P<run>#[ \t]+(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b[^\n]*?(?:更新|[Uu]pdate))"
     r"|(?P<h>#{1,4})(?=[ \t\n]|\Z)"
@@ -295,17 +295,35 @@ def _normalise(text: str) -> str:
     return text
 
 
+class _DigestFrontMatter(YAMLHandler):
+    """python-frontmatter's YAML handler, as the digests need it: the block may close with
+    ``...`` as well as ``---``, and it is loaded with PyYAML's safe C loader after the
+    checks of :func:`_yaml_refusal` (size, aliases)."""
+
+    FM_BOUNDARY = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return yaml.load(fm, Loader=_YamlLoader)
+
+
+_HANDLER = _DigestFrontMatter()
+
+
 def _split_front_matter(text: str, path: str) -> _FrontMatter:
+    """The front matter block and where the body starts. python-frontmatter splits; the
+    blank lines a summariser may leave before the opening ``---`` are skipped first, and
+    offsets are kept so that warnings name lines of the file."""
     opening = _FM_OPEN_RE.match(text)
     if opening is None:
         return _FrontMatter(None, 1, 0, [ParseWarning(path, 1, "no YAML front matter")])
-    line = text.count("\n", 0, opening.end() - 1) + 1
-    closing = _FM_CLOSE_RE.search(text, opening.end())
-    if closing is None:
+    line = text.count("\n", 0, opening.end()) + 1
+    try:
+        block, body = _HANDLER.split(text[opening.end():])
+    except ValueError:  # no closing line: split finds one boundary, not two
         warning = ParseWarning(path, line, "front matter has no closing '---' line; ignored")
         return _FrontMatter(None, line, 0, [warning])
-    body_start = min(closing.end() + 1, len(text))
-    return _FrontMatter(text[opening.end() : closing.start()], line, body_start)
+    body_start = min(len(text) - len(body) + 1, len(text))  # after the closing line's \n
+    return _FrontMatter(block.removeprefix("\n"), line, body_start)
 
 
 # Real front matter is under 1 KB. A block this large is not one, and PyYAML's cost on
@@ -346,7 +364,7 @@ def _load_yaml(fm: _FrontMatter, path: str, warnings: list[ParseWarning]) -> dic
         )
         return {}
     try:
-        data = yaml.load(fm.block, Loader=_YamlLoader)  # a safe loader (C if available)
+        data = _HANDLER.load(fm.block)  # a safe loader (C if available)
     except Exception as exc:  # yaml.YAMLError, or ValueError for a date like 2024-13-45
         problem = " ".join(str(exc).split())[:200]
         warnings.append(
