@@ -702,8 +702,8 @@ class Drain:
         """Render a row now, with the chat's current settings (each message once a drain)."""
         if item.kind == "header":
             meta: dict[str, Any] = dict(item.meta or {})
-            key = (str(meta.get("topic") or ""), str(meta.get("date") or ""),
-                   int(meta.get("papers") or 0), chat.lang, item.reason)
+            key = (str(meta.get("topic") or ""), str(meta.get("date") or ""), item.papers,
+                   chat.lang, item.reason)
             header = run.headers.get(key)
             if header is None:
                 html = render_header(key[0], key[1], key[2], lang=chat.lang,

@@ -121,6 +121,7 @@ class OutboxItem:
     next_attempt_at: datetime | None
     created_at: datetime
     sent_at: datetime | None = field(default=None)
+    papers: int = 0  # a header: how many cards of its digest were queued with it
 
 
 def _item(row: OutboxRow) -> OutboxItem:
@@ -130,7 +131,7 @@ def _item(row: OutboxRow) -> OutboxItem:
         meta=dict(row.meta) if row.meta is not None else None, state=row.state,
         attempts=row.attempts, last_error=row.last_error, message_id=row.message_id,
         due_at=row.due_at, next_attempt_at=row.next_attempt_at, created_at=row.created_at,
-        sent_at=row.sent_at,
+        sent_at=row.sent_at, papers=int((row.meta or {}).get("papers") or 0),
     )
 
 
