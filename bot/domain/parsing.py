@@ -82,6 +82,10 @@ that is where a Hexo post with an asset folder serves them. Without ``blog_base_
 they are dropped with a warning.
 
 Everything here is pure: text in, objects out; no file I/O, clock or logging.
+
+Why one module of some 850 lines: the format is one grammar (front matter, runs, paper
+sections and their parts), and most of this file is the tolerance each part needs,
+with the reasons written next to it; the pieces only make sense read together.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ message:
 * Lengths are measured in UTF-16 code units (:func:`utf16_len`), which is how Telegram
   counts entity offsets; it is never smaller than the code-point count Telegram uses for
   the length limit, so a budget met in UTF-16 units is always met.
+
+Why one module of some 700 lines: the validator's tokenizer is what splitting cuts
+along (a message never ends inside a tag or an entity), so the two share private
+structures; markdown conversion, their user, is bot.domain.markdown.
 """
 
 from __future__ import annotations
