@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.bootstrap import build_services
+from bot.bootstrap import Services, build_services
 from bot.config import Settings
 from bot.domain.models import IngestReport
 from bot.redaction import hide_password
@@ -53,6 +53,7 @@ class Assembly:
     """Everything `paperfeed run` is made of."""
 
     engine: AsyncEngine
+    services: Services
     deps: Deps
     app: AnyApp
     active: ActiveInstance
@@ -91,7 +92,7 @@ def assemble(settings: Settings, *, elected: bool = False,
 
     deps.scan_status.hooks.append(deliver_new)
     app = build_application(deps, bot, polling, **builder_options)
-    return Assembly(services.engine, deps, app, active)
+    return Assembly(services.engine, services, deps, app, active)
 
 
 class _CannotStart(Exception):
@@ -202,7 +203,7 @@ def _run_polling(settings: Settings) -> None:
     parts = assemble(settings, elected=True, post_init=post_init,
                      post_shutdown=post_shutdown)
     holder.append(parts)
-    register_jobs(parts.app, parts.deps, parts.active)
+    register_jobs(parts.app, parts.services, parts.deps.delivery, parts.active)
     parts.app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=STOP_SIGNALS)
 
 
@@ -227,7 +228,7 @@ async def _serve_webhook(settings: Settings) -> None:
     if url is None or secret is None:  # pragma: no cover - Settings guarantees both
         raise _CannotStart("WEBHOOK_URL and WEBHOOK_SECRET must both be set")
     parts = assemble(settings, elected=True, updater=None)
-    register_jobs(parts.app, parts.deps, parts.active)
+    register_jobs(parts.app, parts.services, parts.deps.delivery, parts.active)
     app = parts.app
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

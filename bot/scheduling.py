@@ -12,16 +12,17 @@ from typing import Any
 
 from telegram.ext import Application, ContextTypes
 
+from bot.bootstrap import Services
+from bot.services.delivery import Delivery
 from bot.services.leader import ELECTION_INTERVAL, ActiveInstance, reclaim_dead_lease
 from bot.services.scan import scan_once
-from bot.tg.deps import Deps
 
 DRAIN_INTERVAL = 30.0
 """Seconds between outbox passes: daily deliveries fall due and retries come back."""
 
 
-def register_jobs(app: Application[Any, Any, Any, Any, Any, Any], deps: Deps,
-                  active: ActiveInstance) -> None:
+def register_jobs(app: Application[Any, Any, Any, Any, Any, Any], services: Services,
+                  delivery: Delivery, active: ActiveInstance) -> None:
     """The election (at start, then every ELECTION_INTERVAL); for the active instance the
     folder scan (when it becomes active, then every SCAN_INTERVAL) and the outbox drain."""
     job_queue = app.job_queue
@@ -33,11 +34,11 @@ def register_jobs(app: Application[Any, Any, Any, Any, Any, Any], deps: Deps,
         if not active.active or scanning.locked():
             return
         async with scanning:
-            await scan_once(deps.ingestor, deps.scan_status)
+            await scan_once(services.ingestor, services.scan_status)
 
     async def drain_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         if active.active:
-            await deps.delivery.drain()
+            await delivery.drain()
 
     async def elect(context: ContextTypes.DEFAULT_TYPE, *, at_start: bool) -> None:
         # The renewals must never wait for a long scan or drain past the lease's ttl, so
@@ -47,7 +48,7 @@ def register_jobs(app: Application[Any, Any, Any, Any, Any, Any], deps: Deps,
             return  # (not running: stopping, when a job added now would only be cancelled)
         # Whatever the previous holder left: a sender lease of a dead process on this
         # host (another host's expires by itself), rows due, files not yet scanned.
-        await reclaim_dead_lease(deps.outbox)
+        await reclaim_dead_lease(services.outbox)
         job_queue.run_once(drain_job, when=0, name="drain-on-election", job_kwargs=options)
         if at_start:
             await scan_job(context)
@@ -64,7 +65,7 @@ def register_jobs(app: Application[Any, Any, Any, Any, Any, Any], deps: Deps,
     # starts a moment later, so the start-up election is its own one-shot job; the
     # start-up scan follows it (above), so it only runs in the active instance.
     options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-    interval = deps.settings.scan_interval
+    interval = services.settings.scan_interval
     job_queue.run_once(election_at_start, when=0, name="election-at-start", job_kwargs=options)
     job_queue.run_repeating(election_job, interval=ELECTION_INTERVAL, first=ELECTION_INTERVAL,
                             name="election", job_kwargs=options)

@@ -66,7 +66,9 @@ CB_ANALYSIS = "an"
 """Callback prefix of the "show analysis" button: ``an:<arxiv_id>``."""
 CB_FIGURES = "fg"
 """Callback prefix of the "show figures" button: ``fg:<arxiv_id>``."""
-MAX_CALLBACK_BYTES = 64  # Telegram's limit for callback_data
+MAX_CALLBACK_BYTES = 64
+"""Telegram's limit for callback_data (telegram.constants.InlineKeyboardButtonLimit
+.MAX_CALLBACK_DATA; the domain does not import telegram, a test checks they agree)."""
 MAX_FIGURES = 10  # Telegram's limit for a media group
 MAX_EXTRA_LINKS = 4  # project/code links from the arXiv comment shown on a card
 FULL_AUTHORS = (6, 3)  # show all up to 6 names, else the first 3 and a count

@@ -24,11 +24,8 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.constants import InlineKeyboardButtonLimit
 
-from bot.domain.rendering import Button
-
-MAX_CALLBACK_BYTES: Final = int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)
+from bot.domain.rendering import MAX_CALLBACK_BYTES, Button
 
 _NUMBER: Final = re.compile(r"[0-9]{1,9}")  # ASCII digits only, below 10**9
 _ARXIV_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/]{0,47}")

@@ -25,13 +25,13 @@ from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
 from tests.botapi.server import FakeBotApi
 from tests.conftest import BACKENDS, PG_URL, wipe_postgres
+from tests.fixtures.folder import copy_fixture_folder
 from tests.tg.delivery_support import (
     BotProcess,
     SynthPaper,
     add_digest,
     bot_env,
     bot_that_ran_before,
-    copy_fixture_folder,
     delivered,
     expected_digest,
 )

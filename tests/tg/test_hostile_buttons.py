@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from telegram.constants import InlineKeyboardButtonLimit
 
+from bot.domain.rendering import MAX_CALLBACK_BYTES
 from bot.tg.keyboards import confirm_answer, parse_page_data, parse_toggle_page, strict_int
 from tests.tg.bot_harness import OPERATOR_ID, BotUnderTest
 from tests.tg.test_bot_inline import ask_inline
@@ -73,3 +75,7 @@ async def test_hostile_inline_offsets_start_at_the_beginning(bot: BotUnderTest) 
     for offset in ("²", "٣٣", "1²", "0x10", " 5", "5 ", "9" * 40):
         answer = await ask_inline(bot, user, "gaussian", offset=offset)
         assert [r["id"] for r in answer.results] == [r["id"] for r in first.results]
+
+
+def test_the_callback_limit_is_telegrams() -> None:
+    assert MAX_CALLBACK_BYTES == InlineKeyboardButtonLimit.MAX_CALLBACK_DATA

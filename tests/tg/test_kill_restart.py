@@ -21,6 +21,7 @@ import pytest
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import LEASE_SENDER, OutboxRepo
 from tests.botapi.server import FakeBotApi
+from tests.fixtures.folder import copy_fixture_folder
 from tests.tg.delivery_support import (
     BotProcess,
     SynthPaper,
@@ -28,7 +29,6 @@ from tests.tg.delivery_support import (
     assert_paced,
     bot_env,
     bot_that_ran_before,
-    copy_fixture_folder,
     delivered,
     expected_digest,
     summary,
