@@ -91,6 +91,32 @@ def normalize_arxiv_id(text: str) -> tuple[str, int | None] | None:
     return None
 
 
+_PAPER_LINK = re.compile(
+    r"(?:arxiv\.org/(?:abs|pdf|html)|alphaxiv\.org/(?:abs|overview|pdf)"
+    r"|(?:huggingface|hf)\.co/papers)/"
+    r"((?:[a-z]+(?:-[a-z]+)?(?:\.[a-z]{2})?/)?[0-9]{4,7}(?:\.[0-9]{4,5})?(?:v[0-9]{1,9})?)",
+    re.ASCII | re.IGNORECASE,
+)
+_BARE_ID = re.compile(
+    r"(?<![\w./])(?:arxiv:[ \t]?)?([0-9]{4}\.[0-9]{4,5}(?:v[0-9]{1,9})?)(?![\w.]|/)",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def find_paper_link(text: str) -> tuple[str, int | None] | None:
+    """The paper a message points at: an arXiv, alphaXiv or Hugging Face papers link
+    (abs or pdf, any version) or a bare arXiv id anywhere in it; None otherwise.
+
+    What a reader pastes to open a paper, so a message holding one is not a search.
+    """
+    for pattern in (_PAPER_LINK, _BARE_ID):
+        for match in pattern.finditer(text):
+            found = normalize_arxiv_id(match.group(1))
+            if found is not None:
+                return found
+    return None
+
+
 def _good_version(version: str | None) -> bool:
     """No version, or a usable one: not 0 and at most 9 digits (int() raises ValueError
     beyond 4300 digits, and no arXiv paper has a billion versions)."""

@@ -107,7 +107,7 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     # Fallbacks last: anything no handler above took.
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, start.unknown_command))
-    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, start.free_text))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, browse.free_text))
 
 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

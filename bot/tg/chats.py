@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-from telegram import Bot, Update
-from telegram.constants import CallbackQueryLimit, ChatMemberStatus, ChatType
+from telegram import Bot, Message, Update
+from telegram.constants import CallbackQueryLimit, ChatMemberStatus, ChatType, MessageEntityType
 from telegram.error import TelegramError
 
 from bot.domain.models import Chat
@@ -32,6 +32,24 @@ async def refuse_button(update: Update, why: str) -> None:
              query.from_user.id, why)
     await query.answer(tr(COMMON, lang_of(query.from_user.language_code), "stale_button"),
                        show_alert=True)
+
+
+def addressed_text(message: Message, bot_id: int, username: str | None) -> str | None:
+    """In a group, the text of a message meant for the bot (without the @mention), or None
+    when it is people talking among themselves: the bot answers only a mention of it or a
+    reply to one of its messages."""
+    text = message.text or ""
+    reply = message.reply_to_message
+    if reply is not None and reply.from_user is not None and reply.from_user.id == bot_id:
+        return text
+    mention = f"@{username}".casefold() if username else None
+    for entity in message.entities:
+        if entity.type != MessageEntityType.MENTION or mention is None:
+            continue
+        said = message.parse_entity(entity)
+        if said.casefold() == mention:
+            return text.replace(said, " ")
+    return None
 
 
 def channel_ref(text: str) -> str | int | None:

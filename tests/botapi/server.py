@@ -84,6 +84,7 @@ MemberStatus = Literal["creator", "administrator", "member", "restricted", "left
 
 _TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{1,100}")
 _BOT_COMMAND = re.compile(r"(?<![\w/<>@])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?")
+_MENTION = re.compile(r"(?<![\w@/])@[A-Za-z][A-Za-z0-9_]{4,31}\b")
 _CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
@@ -1096,14 +1097,16 @@ class FakeBotApi:
             if not chat.is_forum:
                 raise ValueError("message_thread_id needs a forum supergroup")
             chat.topics.setdefault(message_thread_id, f"Topic {message_thread_id}")
-        if entities is None:
+        if entities is None:  # what Telegram's clients mark: commands and @mentions
+            found = [("bot_command", m) for m in _BOT_COMMAND.finditer(text)] + [
+                ("mention", m) for m in _MENTION.finditer(text)]
             entities = [
                 {
-                    "type": "bot_command",
+                    "type": kind,
                     "offset": utf16_len(text[: match.start()]),
                     "length": utf16_len(match.group()),
                 }
-                for match in _BOT_COMMAND.finditer(text)
+                for kind, match in sorted(found, key=lambda km: km[1].start())
             ]
         message = self._user_message(chat, user, message_thread_id)
         message["text"] = text

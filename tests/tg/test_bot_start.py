@@ -107,11 +107,11 @@ async def test_help_unknown_command_and_free_text(bot: BotUnderTest) -> None:
     s.send_command(chat, fay, "/frobnicate")
     s.send_text(chat, fay, "hello?")
     await bot.settle()
-    help_text, unknown, hint = s.sent_to(chat.id)
+    help_text, unknown, searched = s.sent_to(chat.id)
     assert "/subscribe" in help_text.plain_text
     assert "/repost" not in help_text.plain_text
     assert "don't know that command" in unknown.plain_text
-    assert "/search" in hint.plain_text
+    assert "No papers match “hello?”" in searched.plain_text  # plain text is a search
     op = s.user("Operator", user_id=OPERATOR_ID)
     op_chat = s.private_chat(op)
     s.send_command(op_chat, op, "/help")

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from bot.domain.markdown import markdown_to_html
 from bot.domain.models import ArchivedPaper, Paper
 from bot.domain.parsing import parse_digest
-from bot.domain.query import parse_query
+from bot.domain.query import find_paper_link, parse_query
 from bot.domain.rendering import plain_text, render_analysis, render_card
 from bot.domain.tgtext import split_html
 
@@ -315,3 +315,11 @@ def test_parse_query_of_huge_numbers_is_linear() -> None:
     assert parse_query("2409.12156v" + "1" * 5_000).arxiv_ids == ()
     assert_linear(lambda n: lambda: parse_query(("2409.12156v" + "1" * 5_000 + " ") * n * 20),
                   grow=False)
+
+
+@pytest.mark.parametrize("unit", [
+    "arxiv.org/abs/", "huggingface.co/papers/aaaa-", "arxiv.org/abs/aaaa-bbbb.cc",
+    "2409.1215 ", "arXiv:" * 3 + "1", "alphaxiv.org/abs/" + "9" * 20, "hep-th/99",
+])
+def test_finding_a_paper_link_is_linear(unit: str) -> None:
+    assert_linear(lambda k: lambda: find_paper_link(unit * k), len(unit))

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.models import SearchQuery
-from bot.domain.query import normalize_arxiv_id, parse_query
+from bot.domain.query import find_paper_link, normalize_arxiv_id, parse_query
 
 
 @pytest.mark.parametrize(
@@ -174,3 +174,19 @@ def test_every_modern_id_round_trips(text: str) -> None:
     assert result is not None
     assert result[0] == text.split("v")[0]
     assert parse_query(text).arxiv_ids == (result[0],)
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("https://arxiv.org/pdf/2405.06547v1", ("2405.06547", 1)),
+    ("read https://www.alphaxiv.org/overview/2405.06547 today", ("2405.06547", None)),
+    ("https://huggingface.co/papers/2405.06547", ("2405.06547", None)),
+    ("arXiv:2405.06547v2", ("2405.06547", 2)),
+    ("2405.06547", ("2405.06547", None)),
+    ("https://arxiv.org/abs/hep-th/9901001v2", ("hep-th/9901001", 2)),
+    ("gaussian avatars", None),
+    ("version 1.2.3 of 2024.1", None),
+    ("doi 10.1234/2405.06547", None),
+    ("https://example.org/2405.06547.png", None),
+])
+def test_find_paper_link(text: str, found: tuple[str, int | None] | None) -> None:
+    assert find_paper_link(text) == found

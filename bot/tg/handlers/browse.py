@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.domain.models import Chat, SearchHit, SearchQuery
-from bot.domain.query import parse_query
+from bot.domain.query import find_paper_link, parse_query
 from bot.domain.rendering import (
     CB_ANALYSIS,
     CB_FIGURES,
@@ -26,7 +27,7 @@ from bot.domain.tgtext import clean_text, escape, truncate
 from bot.errors import UnknownTag
 from bot.tg.background import in_background
 from bot.tg.cards import analysis_parts, card_for, send_analysis, send_card, send_figures
-from bot.tg.chats import ANSWER_LEN, current_chat, refuse_button, thread_of
+from bot.tg.chats import ANSWER_LEN, addressed_text, current_chat, refuse_button, thread_of
 from bot.tg.deps import Deps
 from bot.tg.edits import edit_in_place
 from bot.tg.keyboards import CB_PAPER, arxiv_key, parse_page_data, result_keyboard
@@ -84,6 +85,10 @@ TEXTS = {
         "no_analysis": "This paper has no analysis.",
         "no_figures": "This paper has no figures.",
         "not_here": "Open this paper in a chat with me: send /paper {id}",
+        "not_in_archive": ("{id} is not in the archive (yet): no digest has listed it. "
+                           '<a href="{url}">arXiv:{id}</a>'),
+        "hint": "Type words to search the archive, paste an arXiv link to open its "
+                "paper, or send /help for more.",
     },
     "zh": {
         "papers_one": "1 篇论文",
@@ -122,6 +127,9 @@ TEXTS = {
         "no_analysis": "这篇论文没有解读。",
         "no_figures": "这篇论文没有截图。",
         "not_here": "请在与我的聊天中查看：发送 /paper {id}",
+        "not_in_archive": "资料库中（还）没有 {id}：尚无日报收录。"
+                          '<a href="{url}">arXiv:{id}</a>',
+        "hint": "直接输入关键词即可搜索资料库，粘贴 arXiv 链接可打开论文，/help 查看更多。",
     },
 }
 
@@ -241,6 +249,10 @@ class Browse:
             await message.reply_html(tr(TEXTS, chat.lang, "search_usage"),
                                      link_preview_options=NO_PREVIEW)
             return
+        await self._search(message, chat, text)
+
+    async def _search(self, message: Message, chat: Chat, text: str) -> None:
+        """/search TEXT, or TEXT typed without a command: the first page of results."""
         for name in parse_query(text).tags:  # a misspelt tag would just match nothing
             try:
                 await self.deps.archive.resolve_tag(name)
@@ -249,6 +261,40 @@ class Browse:
                                                                 exc))
                 return
         await self._first_page(message, chat, text)
+
+    async def free_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Text without a command. In a private chat: a pasted arXiv, alphaXiv or Hugging
+        Face papers link (or id) opens that paper; anything else is a search. In a group
+        only what is addressed to the bot (a mention, a reply to it) is answered."""
+        message = update.effective_message
+        where = update.effective_chat
+        if message is None or where is None or not message.text:
+            return
+        text = message.text
+        if where.type != ChatType.PRIVATE:
+            addressed = addressed_text(message, context.bot.id, context.bot.username)
+            if addressed is None:
+                return
+            text = addressed
+        chat = await current_chat(update, self.deps)
+        link = find_paper_link(text)
+        if link is not None:
+            found = await self.deps.archive.get_paper(link[0])
+            if found is None:
+                url = f"https://arxiv.org/abs/{link[0]}"
+                await message.reply_html(tr(TEXTS, chat.lang, "not_in_archive",
+                                            id=escape(link[0]), url=escape(url, quote=True)),
+                                         link_preview_options=NO_PREVIEW)
+                return
+            await send_card(context.bot, chat.chat_id,
+                            card_for(found, chat, self.deps.settings.blog_base_url),
+                            thread_of(update))
+            return
+        text = " ".join(text.split())
+        if not text:
+            await message.reply_text(tr(TEXTS, chat.lang, "hint"))
+            return
+        await self._search(message, chat, text)
 
     async def tag(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/tag NAME [QUERY]: one topic's papers, newest first (or matching QUERY)."""

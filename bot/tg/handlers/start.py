@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.tg.chats import current_chat
@@ -39,7 +38,8 @@ TEXTS = {
             "/settings — instant or daily delivery, keyword filters, card style, language\n\n"
             "<b>Reading</b>\n"
             "/latest [topic] — the newest papers of your topics (or of one), paged\n"
-            "/search QUERY — search the archive (send /search alone for the syntax)\n"
+            "/search QUERY — search the archive (send /search alone for the syntax); in "
+            "a private chat, just type the words, or paste an arXiv link to open its paper\n"
             "/tag NAME [QUERY] — the papers of one topic, newest first\n"
             "/paper 2409.12156 — one paper by arXiv id or URL\n"
             "In any chat, type @{bot} QUERY to share a paper."
@@ -55,7 +55,6 @@ TEXTS = {
             "/settings @channel [setting value] — read or change a channel's settings"
         ),
         "unknown_command": "I don't know that command. /help lists what I can do.",
-        "hint": "Send /search followed by words to search the archive, or /help for more.",
     },
     "zh": {
         "welcome": (
@@ -78,7 +77,8 @@ TEXTS = {
             "/settings — 即时或每日推送、关键词过滤、卡片样式、界面语言\n\n"
             "<b>阅读</b>\n"
             "/latest [主题] — 你订阅主题（或某个主题）的最新论文，分页浏览\n"
-            "/search 关键词 — 搜索资料库（单独发送 /search 查看语法）\n"
+            "/search 关键词 — 搜索资料库（单独发送 /search 查看语法）；私聊中直接输入关键词即可，"
+            "粘贴 arXiv 链接可打开论文\n"
             "/tag 主题 [关键词] — 某个主题的论文，按时间倒序\n"
             "/paper 2409.12156 — 按 arXiv 编号或链接查看论文\n"
             "在任意聊天中输入 @{bot} 关键词 即可分享论文。"
@@ -93,7 +93,6 @@ TEXTS = {
             "/settings @频道 [设置 值] — 查看或修改频道的设置"
         ),
         "unknown_command": "没有这个命令。/help 查看可用命令。",
-        "hint": "发送 /search 加关键词即可搜索资料库，/help 查看更多。",
     },
 }
 
@@ -152,12 +151,3 @@ class Start:
             return
         chat = await current_chat(update, self.deps)
         await message.reply_text(tr(TEXTS, chat.lang, "unknown_command"))
-
-    async def free_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Plain text in a private chat gets a hint; groups are left in peace."""
-        message = update.effective_message
-        chat = update.effective_chat
-        if message is None or chat is None or chat.type != ChatType.PRIVATE:
-            return
-        record = await current_chat(update, self.deps)
-        await message.reply_text(tr(TEXTS, record.lang, "hint"))
