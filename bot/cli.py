@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import csv
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,7 @@ from rich.text import Text
 
 from bot.bootstrap import Services, open_services, setup_logging
 from bot.config import Settings, load_settings
+from bot.domain.bibtex import unique_entry
 from bot.domain.chat_settings import language, style_of
 from bot.domain.models import Appearance, ArchivedPaper, IngestReport
 from bot.domain.parsing import decode_digest, parse_digest
@@ -272,18 +274,49 @@ def tags() -> None:
     out.print(table)
 
 
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    bibtex = "bibtex"
+    csv = "csv"
+
+
+CSV_COLUMNS = ("arxiv_id", "version", "title", "authors", "tags", "first_seen", "last_seen",
+               "summary", "abs_url", "pdf_url")
+
+
 @app.command()
 def export(
     tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only this tag.")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Only papers listed on or after YYYY-MM-DD (or YYYY-MM).")] = None,
+    fmt: Annotated[ExportFormat, typer.Option(
+        "--format", help="jsonl: one JSON object per paper; bibtex: @misc entries; csv.")
+    ] = ExportFormat.jsonl,
 ) -> None:
-    """Every paper as one JSON object per line, on standard output."""
+    """Every paper of the archive (or of a tag) on standard output."""
     settings = _settings()
+    since_date = _parse_date(since, "--since")
 
     async def work(services: Services) -> int:
         resolved = await services.archive.resolve_tag(tag) if tag else None
         count = 0
+        table = csv.writer(sys.stdout, lineterminator="\n")
+        if fmt is ExportFormat.csv:
+            table.writerow(CSV_COLUMNS)
+        keys: set[str] = set()
         async for paper in services.archive.export(resolved):
-            sys.stdout.write(json.dumps(_paper_json(paper), ensure_ascii=False) + "\n")
+            if since_date and (paper.last_seen is None or paper.last_seen < since_date):
+                continue
+            if fmt is ExportFormat.bibtex:
+                entry = unique_entry(paper, keys)
+                sys.stdout.write(("\n" if count else "") + entry + "\n")
+            elif fmt is ExportFormat.csv:
+                data = _paper_json(paper)
+                data["authors"] = "; ".join(data["authors"])
+                data["tags"] = "; ".join(data["tags"])
+                table.writerow([data[c] for c in CSV_COLUMNS])
+            else:
+                sys.stdout.write(json.dumps(_paper_json(paper), ensure_ascii=False) + "\n")
             count += 1
         return count
 

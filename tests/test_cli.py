@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from pathlib import Path
 
+import bibtexparser
 import pytest
 from typer.testing import CliRunner
 
@@ -123,3 +126,24 @@ def test_search_since_and_until(env: Path) -> None:
     assert all(p["last_seen"] >= last for p in late)
     month = papers("--until", first[:7])  # a month means its last day
     assert {p["arxiv_id"] for p in early} <= {p["arxiv_id"] for p in month}
+
+
+def data_only(output: str) -> str:
+    """The export itself, without the "exported N papers" line of standard error."""
+    return "".join(line for line in output.splitlines(keepends=True)
+                   if not line.startswith("exported "))
+
+
+def test_export_formats(env: Path) -> None:
+    invoke("ingest")
+    lines = [line for line in invoke("export").splitlines() if line.startswith("{")]
+    assert len(lines) == FIXTURE_DISTINCT_IDS  # jsonl stays the default, unchanged
+    entries = bibtexparser.loads(invoke("export", "--format", "bibtex")).entries
+    assert len(entries) == FIXTURE_DISTINCT_IDS
+    assert len({e["ID"] for e in entries}) == FIXTURE_DISTINCT_IDS
+    assert {e["eprint"] for e in entries} == {json.loads(line)["arxiv_id"] for line in lines}
+    rows = list(csv.DictReader(io.StringIO(data_only(invoke("export", "--format", "csv")))))
+    assert len(rows) == FIXTURE_DISTINCT_IDS
+    assert rows[0].keys() >= {"arxiv_id", "title", "authors", "tags", "abs_url"}
+    nerf = invoke("export", "--format", "csv", "--tag", "nerf", "--since", "2024-03")
+    assert 0 < len(list(csv.DictReader(io.StringIO(data_only(nerf))))) < FIXTURE_DISTINCT_IDS
