@@ -62,12 +62,15 @@ def bibtex_key(paper: Paper) -> str:
     return "arxiv" + "".join(_ascii_words(paper.arxiv_id))
 
 
-def bibtex_entry(paper: Paper | ArchivedPaper) -> str:
+def bibtex_entry(paper: Paper | ArchivedPaper, *, max_authors: int | None = None) -> str:
     """One ``@misc`` entry: title, authors joined by ``and``, year, eprint,
-    archivePrefix and url."""
+    archivePrefix and url. ``max_authors``: more become BibTeX's ``and others`` (a
+    message has room for some 4,000 characters; a collaboration paper lists thousands)."""
     p = paper.paper if isinstance(paper, ArchivedPaper) else paper
-    fields = [("title", "{" + tex_escape(p.title) + "}"),
-              ("author", " and ".join(tex_escape(a) for a in p.authors if a.strip()))]
+    names = [tex_escape(a) for a in p.authors if a.strip()]
+    if max_authors is not None and len(names) > max_authors:
+        names = [*names[:max_authors], "others"]
+    fields = [("title", "{" + tex_escape(p.title) + "}"), ("author", " and ".join(names))]
     year = _year(p.arxiv_id)
     if year:
         fields.append(("year", year))

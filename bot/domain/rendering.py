@@ -44,6 +44,7 @@ from bot.domain.tgtext import (
 
 __all__ = [
     "CB_ANALYSIS",
+    "CB_BIBTEX",
     "CB_FIGURES",
     "MAX_FIGURES",
     "Button",
@@ -66,6 +67,8 @@ CB_ANALYSIS = "an"
 """Callback prefix of the "show analysis" button: ``an:<arxiv_id>``."""
 CB_FIGURES = "fg"
 """Callback prefix of the "show figures" button: ``fg:<arxiv_id>``."""
+CB_BIBTEX = "bx"
+"""Callback prefix of the "BibTeX" button: ``bx:<arxiv_id>``."""
 MAX_CALLBACK_BYTES = 64
 """Telegram's limit for callback_data (telegram.constants.InlineKeyboardButtonLimit
 .MAX_CALLBACK_DATA; the domain does not import telegram, a test checks they agree)."""
@@ -460,6 +463,9 @@ def render_card(
     cb = callback_data(CB_FIGURES, p.arxiv_id)
     if cb and figures:
         first.append(Button(lab["figures_button"].format(n=len(figures)), callback=cb))
+    cb = callback_data(CB_BIBTEX, p.arxiv_id)
+    if cb:
+        first.append(Button("BibTeX", callback=cb))
     second: list[Button] = []
     abs_url = safe_url(p.abs_url)
     if abs_url:

@@ -91,7 +91,7 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     app.add_handler(CommandHandler("tag", browse.tag))
     app.add_handler(CommandHandler("paper", browse.paper))
     app.add_handler(CallbackQueryHandler(browse.turn_page, pattern=r"^pg:"))
-    app.add_handler(CallbackQueryHandler(browse.open_paper, pattern=r"^(pp|an|fg):"))
+    app.add_handler(CallbackQueryHandler(browse.open_paper, pattern=r"^(pp|an|fg|bx):"))
     app.add_handler(InlineQueryHandler(Inline(deps).answer))
 
     settings_menu = SettingsMenu(deps)

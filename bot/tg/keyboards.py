@@ -3,6 +3,7 @@
 Callback data scheme (prefix : payload):
     an:<arxiv id>        the analysis of a paper          (rendering.CB_ANALYSIS)
     fg:<arxiv id>        the figures of a paper           (rendering.CB_FIGURES)
+    bx:<arxiv id>        its BibTeX entry                 (rendering.CB_BIBTEX)
     pp:<arxiv id>        the card of a paper
     pg:<query id>:<n>    page n of a saved search
     sb:<tag key>         toggle one tag                   sb:* everything, sb:- nothing

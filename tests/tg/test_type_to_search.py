@@ -3,6 +3,7 @@ arXiv, alphaXiv or Hugging Face papers link opens the card; groups only when add
 
 from __future__ import annotations
 
+import bibtexparser
 import pytest
 
 from tests.botapi.server import FakeBotApi, FakeChat, FakeUser
@@ -71,3 +72,21 @@ async def test_groups_are_answered_only_when_addressed(bot: BotUnderTest,
     paper = await bot.deps.archive.get_paper("2402.00002")
     assert paper is not None
     assert paper.paper.title in card
+
+
+async def test_the_bibtex_button_sends_a_copyable_entry(bot: BotUnderTest) -> None:
+    s = bot.server
+    reader = s.user("Reader")
+    chat = s.private_chat(reader)
+    s.send_command(chat, reader, "/paper 2402.00002")
+    await bot.settle()
+    card = s.sent_to(chat.id)[-1]
+    s.press_button(chat, reader, card.message_id, "bx:2402.00002")
+    await bot.settle()
+    sent = s.sent_to(chat.id)[-1]
+    assert (sent.text or "").startswith("<pre>@misc{")
+    [entry] = bibtexparser.loads(sent.plain_text or "").entries
+    assert (entry["eprint"], entry["archiveprefix"]) == ("2402.00002", "arXiv")
+    paper = await bot.deps.archive.get_paper("2402.00002")
+    assert paper is not None
+    assert entry["author"] == " and ".join(paper.paper.authors)

@@ -73,3 +73,12 @@ def test_any_title_and_names_parse(title: str, names: list[str]) -> None:
     [entry] = parse(bibtex_entry(paper(title=title, authors=tuple(names))))
     assert entry["eprint"] == "2409.12156"
     assert tex_escape(title) in entry["title"]
+
+
+def test_a_collaboration_paper_ends_with_and_others() -> None:
+    many = paper(authors=tuple(f"Author Number{n}" for n in range(500)))
+    [entry] = parse(bibtex_entry(many, max_authors=30))
+    names = entry["author"].split(" and ")
+    assert len(names) == 31
+    assert names[-1] == "others"
+    assert len(parse(bibtex_entry(many))[0]["author"].split(" and ")) == 500

@@ -192,7 +192,8 @@ def test_buttons() -> None:
     card = render_card(make_archived(), blog_base_url="https://b.org")
     assert card.buttons == (
         (Button("📖 Analysis", callback="an:2409.12156"),
-         Button("🖼 Figures (2)", callback="fg:2409.12156")),
+         Button("🖼 Figures (2)", callback="fg:2409.12156"),
+         Button("BibTeX", callback="bx:2409.12156")),
         (Button("arXiv", url="https://arxiv.org/abs/2409.12156v1"),
          Button("📄 PDF", url="https://arxiv.org/pdf/2409.12156v1"),
          Button("📝 Blog", url="https://b.org/2024-09-24/Talking%20Head%20Generation/")),
@@ -200,6 +201,7 @@ def test_buttons() -> None:
     old = make_paper(arxiv_id="hep-th/9901001", analysis="", figures=(), abs_url="",
                      pdf_url="https://arxiv.org/pdf/hep-th/9901001v1")
     assert render_card(make_archived(old)).buttons == (
+        (Button("BibTeX", callback="bx:hep-th/9901001"),),
         (Button("📄 PDF", url="https://arxiv.org/pdf/hep-th/9901001v1"),),)
     assert callback_data("an", "hep-th/9901001") == "an:hep-th/9901001"
     assert parse_callback("an:hep-th/9901001") == ("an", "hep-th/9901001")

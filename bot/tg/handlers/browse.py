@@ -14,10 +14,12 @@ from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from bot.domain.bibtex import bibtex_entry
 from bot.domain.models import Chat, SearchHit, SearchQuery
 from bot.domain.query import find_paper_link, parse_query
 from bot.domain.rendering import (
     CB_ANALYSIS,
+    CB_BIBTEX,
     CB_FIGURES,
     parse_callback,
     render_figures,
@@ -36,7 +38,7 @@ from bot.tg.texts import COMMON, lang_of, tr
 
 log = logging.getLogger(__name__)
 
-PAPER_ACTIONS = frozenset({CB_PAPER, CB_ANALYSIS, CB_FIGURES})
+PAPER_ACTIONS = frozenset({CB_PAPER, CB_ANALYSIS, CB_FIGURES, CB_BIBTEX})
 """The buttons that open one paper: its card, its analysis, its figures."""
 
 PAGE_SIZE = 5  # results per page of /search and /tag
@@ -464,6 +466,10 @@ class Browse:
         elif action == CB_FIGURES:
             in_background(context, send_figures(context.bot, chat.chat_id, found, thread),
                           "figures", update)
+        elif action == CB_BIBTEX:  # a code block: one tap copies it in Telegram's apps
+            entry = truncate(bibtex_entry(found, max_authors=30), 3900)  # one message
+            await context.bot.send_message(chat.chat_id, f"<pre>{escape(entry)}</pre>",
+                                           parse_mode="HTML", message_thread_id=thread)
         else:
             await send_card(context.bot, chat.chat_id,
                             card_for(found, chat, self.deps.settings.blog_base_url), thread)
