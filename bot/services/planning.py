@@ -181,12 +181,13 @@ class Planner:
                   if item.reason == "new"]
         if not queued:
             return 0
+        cards = [item for item in queued if item.kind == "card" and item.arxiv_id]
+        papers = {p.arxiv_id: p for p in await self._archive.get_papers(
+            [item.arxiv_id for item in cards if item.arxiv_id])}  # one read, not one per row
         dropped: list[int] = []
         kept: set[str | None] = set()
-        for item in queued:
-            if item.kind != "card" or not item.arxiv_id:
-                continue
-            paper = await self._archive.get_paper(item.arxiv_id)
+        for item in cards:
+            paper = papers.get(item.arxiv_id or "")
             if paper is None or not wants(chat, paper):
                 dropped.append(item.id)
             else:
