@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import fanout, ingest, interactive, memory, search
+from bench import fanout, ingest, interactive, memory, related, search
 from bench.common import FULL, QUICK, Row, Workspace, machine, write_json
 
 BENCHES: dict[str, Callable[..., list[Row]]] = {
@@ -32,6 +32,7 @@ BENCHES: dict[str, Callable[..., list[Row]]] = {
     "memory": memory.run,
     "interactive": interactive.run,
     "faults": fanout.run_faults,
+    "related": related.run,
 }
 
 

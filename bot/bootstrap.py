@@ -17,10 +17,12 @@ from bot.domain.limits import Limits
 from bot.redaction import RedactingFilter, Redactor
 from bot.services.ingest import DeleteGuard, Ingestor
 from bot.services.scan import ScanStatus
+from bot.services.trends import Trends
 from bot.storage.chats import ChatRepo
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
+from bot.storage.saved import SavedRepo
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,8 @@ class Services:
     outbox: OutboxRepo
     ingestor: Ingestor
     scan_status: ScanStatus
+    saved: SavedRepo
+    trends: Trends  # the trend charts and their cache, shared by everyone in the process
 
 
 def build_services(settings: Settings) -> Services:
@@ -52,7 +56,8 @@ def build_services(settings: Settings) -> Services:
                         max_file_bytes=settings.digest_max_bytes,
                         limits=Limits(settings.analysis_max_bytes, settings.figures_max))
     return Services(settings, engine, archive, ChatRepo(sessions), OutboxRepo(sessions),
-                    ingestor, ScanStatus(redact=Redactor.from_settings(settings)))
+                    ingestor, ScanStatus(redact=Redactor.from_settings(settings)),
+                    SavedRepo(sessions), trends=Trends(archive))
 
 
 @asynccontextmanager

@@ -274,6 +274,54 @@ def tags() -> None:
     out.print(table)
 
 
+@app.command()
+def links(
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only this tag's links.")] = None,
+    bot: Annotated[str | None, typer.Option(
+        "--bot", help="The bot's username; by default asked from Telegram (getMe through "
+                      "BOT_API_URL with TELEGRAM_TOKEN).")] = None,
+) -> None:
+    """The links to share, tab-separated: subscribe to everything, add the bot to a group
+    or a channel; then per tag its name, the link that subscribes whoever opens it, and
+    the link that adds the bot to a group following it."""
+    from bot.domain.deeplinks import (
+        bot_username,
+        channel_link,
+        group_link,
+        subscribe_link,
+        tag_payload,
+    )
+
+    username = None
+    if bot is not None:
+        try:
+            username = bot_username(bot)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] --bot: {escape_markup(str(exc))}")
+            raise typer.Exit(2) from None
+    settings = _settings()
+
+    async def work(services: Services) -> tuple[str, list[str]]:
+        from bot.tg.profile import fetch_username  # imports telegram: only without --bot
+
+        names = ([await services.archive.resolve_tag(tag)] if tag
+                 else [info.name for info in await services.archive.tags()])
+        return username or bot_username(await fetch_username(settings)), names
+
+    username, names = _run(settings, work)
+    lines = [] if tag else [
+        f"subscribe to everything\t{subscribe_link(username)}",
+        f"add to a group\t{group_link(username)}",
+        f"add to a channel\t{channel_link(username)}",
+        "",
+    ]
+    lines += [f"{name}\t{subscribe_link(username, name)}\t"
+              f"{group_link(username, tag_payload(name))}" for name in names]
+    sys.stdout.write("\n".join(lines) + "\n")
+    if not names:
+        err.print("the archive has no tags yet: run `paperfeed ingest` first")
+
+
 class ExportFormat(StrEnum):
     jsonl = "jsonl"
     bibtex = "bibtex"
@@ -322,6 +370,84 @@ def export(
 
     count = _run(settings, work)
     err.print(f"exported {_papers(count)}")
+
+
+@app.command()
+def feed(
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only this tag.")] = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write to this file (replaced whole) instead of standard output.")
+    ] = None,
+) -> None:
+    """The Atom feed of the newest 50 papers (of a tag), as the bot serves it at
+    /feeds/all.atom or /feeds/<tag>.atom: for a static web server. FEED_BASE_URL sets
+    its self link."""
+    from bot.services.feeds import Feeds
+    from bot.services.ports import SystemClock
+
+    settings = _settings()
+
+    async def work(services: Services) -> bytes:
+        feeds = Feeds(services.archive, SystemClock(), base_url=settings.feed_base_url,
+                      blog_base_url=settings.blog_base_url)
+        return (await feeds.feed(tag)).body
+
+    body = _run(settings, work)
+    if out_file is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+        return
+    # Through a temporary file renamed over the target: a web server serving the file
+    # never sends half of it.
+    partial = out_file.with_name(f".{out_file.name}.partial")
+    try:
+        partial.write_bytes(body)
+        partial.replace(out_file)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        err.print(f"[red]error:[/red] cannot write {escape_markup(str(out_file))}: "
+                  f"{escape_markup(exc.strerror or str(exc))}")
+        raise typer.Exit(1) from None
+    err.print(f"wrote {escape_markup(str(out_file))} ({len(body)} bytes)")
+
+
+@app.command()
+def trends(
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only this tag.")] = None,
+    weeks: Annotated[int, typer.Option(
+        "--weeks", "-w", min=1, max=104, help="Weeks shown, up to the newest digest.")] = 12,
+    lang: Annotated[str, typer.Option(
+        "--lang", help="Language of the chart's words: en or zh.")] = "en",
+    out_file: Annotated[Path, typer.Option(
+        "--out", "-o", help="The PNG file to write (replaced whole).")] = Path("trends.png"),
+) -> None:
+    """The /trends chart as a PNG file: papers per topic (or of one tag) per week over
+    the last weeks; its caption on standard output."""
+    from bot.domain.tgtext import html_unescape, strip_tags
+
+    settings = _settings()
+
+    async def work(services: Services) -> tuple[bytes, str] | None:
+        chart = await services.trends.chart(tag, weeks, lang)
+        return None if chart is None else (chart.png, chart.caption)
+
+    made = _run(settings, work)
+    if made is None:
+        err.print("the archive is empty: run `paperfeed ingest` first")
+        raise typer.Exit(1)
+    png, caption = made
+    partial = out_file.with_name(f".{out_file.name}.partial")
+    try:
+        partial.write_bytes(png)
+        partial.replace(out_file)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        err.print(f"[red]error:[/red] cannot write {escape_markup(str(out_file))}: "
+                  f"{escape_markup(exc.strerror or str(exc))}")
+        raise typer.Exit(1) from None
+    sys.stdout.write(html_unescape(strip_tags(caption)) + "\n")
+    err.print(f"wrote {escape_markup(str(out_file))} ({len(png)} bytes)")
 
 
 @app.command()

@@ -30,6 +30,8 @@ WEBHOOK_SECRET_RULE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 HEALTH_PATH = "/healthz"
 """Where the bot's HTTP server answers health checks; a webhook path may not take it."""
+FEEDS_PATH = "/feeds/"
+"""Where the bot's HTTP server serves the Atom feeds; a webhook path may not lie below it."""
 WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
 """The only ports Telegram delivers webhook updates to (setWebhook in the Bot API)."""
 URL_FIELDS = frozenset({"bot_api_url", "database_url", "blog_base_url", "webhook_url"})
@@ -49,6 +51,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/paperfeed.db"
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     scan_interval: float = Field(default=300.0, gt=0)
+    watch_folder: bool = True  # also read digests as they land (filesystem notifications)
     timezone: str = "UTC"
     daily_time: time = time(9, 0)
     blog_base_url: str | None = None
@@ -58,6 +61,7 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
     health_port: int | None = Field(default=None, ge=1, le=65535)
+    feed_base_url: str | None = None  # where /feeds/*.atom are reached from outside
     delete_guard_share: float = Field(default=0.5, ge=0.0, le=1.0)
     delete_guard_min: int = Field(default=5, ge=0)
     delivery_max_age: float = Field(default=72.0, gt=0)  # hours
@@ -110,7 +114,7 @@ class Settings(BaseSettings):
             return "https://api.telegram.org"
         return cls._check_url(value)
 
-    @field_validator("blog_base_url", mode="before")
+    @field_validator("blog_base_url", "feed_base_url", mode="before")
     @classmethod
     def _check_url(cls, value: Any) -> Any:
         if value is None or not str(value).strip():
@@ -150,6 +154,9 @@ class Settings(BaseSettings):
             raise ValueError("must not have a ?query or #fragment (its path is served as is)")
         if parts.path.rstrip("/") == HEALTH_PATH:
             raise ValueError(f"its path must not be {HEALTH_PATH}, where health checks are served")
+        if parts.path.startswith(FEEDS_PATH):
+            raise ValueError(f"its path must not start with {FEEDS_PATH}, where the Atom "
+                             "feeds are served")
         return text
 
     @field_validator("webhook_secret")

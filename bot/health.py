@@ -14,6 +14,10 @@ Application runs without an Updater and this handler puts each Update on its que
 tornado is what PTB's own webhook server uses (the `webhooks` extra), so it adds no
 dependency.
 
+Why the Atom feeds live here too (bot.feeds_http): a feed reader needs an HTTP server,
+and the bot already runs this one; on HEALTH_PORT, and on the webhook port in webhook
+mode, where it is public anyway.
+
 Why limits: the webhook port faces the internet (through the TLS proxy), and anyone can
 connect to it. So the secret header is checked before the body is read, bodies are
 capped far above any real update, connections that say nothing are closed, and the
@@ -48,11 +52,13 @@ from tornado.netutil import bind_sockets
 
 from bot.config import HEALTH_PATH, Settings, load_settings
 from bot.errors import ConfigError
+from bot.feeds_http import feed_routes
 from bot.services.scan import ScanStatus
 from bot.storage.engine import current_revision, head_revision
 from bot.storage.outbox import OutboxRepo
 
 if TYPE_CHECKING:  # the health probe must not load the bot's handlers
+    from bot.services.feeds import Feeds
     from bot.tg.app import AnyApp
 
 log = logging.getLogger(__name__)
@@ -258,15 +264,19 @@ class WebhookRoute:
     secret: str
 
 
-def web_app(check: HealthCheck, webhook: WebhookRoute | None = None) -> tornado.web.Application:
-    """The tornado app: /healthz always, the webhook path when given.
+def web_app(check: HealthCheck, webhook: WebhookRoute | None = None,
+            feeds: Feeds | None = None) -> tornado.web.Application:
+    """The tornado app: /healthz always, the webhook path and the Atom feeds when given.
 
     An app with the webhook route faces the internet, so its /healthz gives the verdict
     only (`{"status": "ok"}` 200, or `{"status": "error"}` 503); without it, as on
-    HEALTH_PORT, the full report of `health`.
+    HEALTH_PORT, the full report of `health`. The feeds are public on either
+    (bot.feeds_http); the webhook path may not lie under /feeds/ (bot.config).
     """
     health_options = {"check": check, "details": webhook is None}
     routes: list[Any] = [(HEALTH_PATH, _HealthHandler, health_options)]
+    if feeds is not None:
+        routes += feed_routes(feeds)
     if webhook is not None:
         path = "/" + webhook.path.strip("/")
         # Like PTB's own server: the path with or without a trailing slash.

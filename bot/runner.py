@@ -29,8 +29,10 @@ from bot.domain.models import IngestReport
 from bot.redaction import hide_password
 from bot.scheduling import register_jobs
 from bot.services.delivery import Delivery
+from bot.services.feeds import Feeds
 from bot.services.leader import LEASE_ACTIVE, ActiveInstance, reclaim_dead_lease
 from bot.services.ports import SystemClock
+from bot.services.roundup import Roundups
 from bot.storage.engine import migrate
 from bot.storage.outbox import LEASE_SENDER
 from bot.tg.app import AnyApp, build_application, make_bot, startup
@@ -82,6 +84,7 @@ def assemble(settings: Settings, *, elected: bool = False,
         max_age=timedelta(hours=settings.delivery_max_age),
         may_send=(lambda: active.active) if elected else None,
         notifier=sender,
+        roundups=Roundups(archive, services.trends),
     )
     deps = Deps.of(services, delivery)
 
@@ -164,6 +167,13 @@ def _health_check(parts: Assembly) -> HealthCheck:
     return check
 
 
+def _feeds(parts: Assembly) -> Feeds:
+    """The Atom feeds the HTTP servers serve (see bot.services.feeds)."""
+    settings = parts.deps.settings
+    return Feeds(parts.services.archive, SystemClock(), base_url=settings.feed_base_url,
+                 blog_base_url=settings.blog_base_url)
+
+
 def _listen(web: tornado.web.Application, listen: str, port: int, what: str) -> HttpServer:
     """Start one HTTP server now; a taken port becomes one line, not a traceback."""
     try:
@@ -188,13 +198,15 @@ def _run_polling(settings: Settings) -> None:
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, _stop_polling, parts.deps.delivery)
         if settings.health_port is not None:
-            server = _listen(_http().web_app(_health_check(parts)), settings.webhook_listen,
-                             settings.health_port, "health server")
+            server = _listen(_http().web_app(_health_check(parts), feeds=_feeds(parts)),
+                             settings.webhook_listen, settings.health_port, "health server")
             servers.append(server)
-            log.info("health server listening on %s:%d (GET /healthz)", server.listen,
-                     server.port)
+            log.info("health server listening on %s:%d (GET /healthz, /feeds/*.atom)",
+                     server.listen, server.port)
 
     async def post_shutdown(app: AnyApp) -> None:
+        if watcher is not None:
+            await watcher.stop()
         for server in servers:
             await server.stop()
         await holder[0].active.resign()  # the jobs have stopped: nobody renews it again
@@ -203,7 +215,7 @@ def _run_polling(settings: Settings) -> None:
     parts = assemble(settings, elected=True, post_init=post_init,
                      post_shutdown=post_shutdown)
     holder.append(parts)
-    register_jobs(parts.app, parts.services, parts.deps.delivery, parts.active)
+    watcher = register_jobs(parts.app, parts.services, parts.deps.delivery, parts.active)
     parts.app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=STOP_SIGNALS)
 
 
@@ -228,7 +240,7 @@ async def _serve_webhook(settings: Settings) -> None:
     if url is None or secret is None:  # pragma: no cover - Settings guarantees both
         raise _CannotStart("WEBHOOK_URL and WEBHOOK_SECRET must both be set")
     parts = assemble(settings, elected=True, updater=None)
-    register_jobs(parts.app, parts.services, parts.deps.delivery, parts.active)
+    watcher = register_jobs(parts.app, parts.services, parts.deps.delivery, parts.active)
     app = parts.app
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -241,14 +253,16 @@ async def _serve_webhook(settings: Settings) -> None:
             await app.start()
             try:
                 check = _health_check(parts)
+                feeds = _feeds(parts)  # one cache for both servers
                 route = http.WebhookRoute(settings.webhook_path, app, secret)
-                webhook = _listen(http.web_app(check, route), settings.webhook_listen,
+                webhook = _listen(http.web_app(check, route, feeds), settings.webhook_listen,
                                   settings.webhook_port, "webhook server")
                 servers.append(webhook)
                 extra_port = settings.health_port
                 if extra_port is not None and extra_port != settings.webhook_port:
-                    servers.append(_listen(http.web_app(check), settings.webhook_listen,
-                                           extra_port, "health server"))
+                    servers.append(_listen(http.web_app(check, feeds=feeds),
+                                           settings.webhook_listen, extra_port,
+                                           "health server"))
                 try:
                     await app.bot.set_webhook(url, secret_token=secret,
                                               allowed_updates=Update.ALL_TYPES)
@@ -256,17 +270,19 @@ async def _serve_webhook(settings: Settings) -> None:
                     raise
                 except TelegramError as exc:
                     raise _CannotStart(f"setWebhook failed for WEBHOOK_URL {url}: {exc}") from None
-                log.info("webhook server listening on %s:%d (POST %s, GET /healthz); "
-                         "Telegram posts to %s", webhook.listen, webhook.port,
+                log.info("webhook server listening on %s:%d (POST %s, GET /healthz, "
+                         "/feeds/*.atom); Telegram posts to %s", webhook.listen, webhook.port,
                          settings.webhook_path, url)
                 for extra in servers[1:]:
-                    log.info("health server listening on %s:%d (GET /healthz)", extra.listen,
-                             extra.port)
+                    log.info("health server listening on %s:%d (GET /healthz, /feeds/*.atom)",
+                             extra.listen, extra.port)
                 await stop.wait()
             finally:
                 for server in servers:
                     await server.stop()
                 parts.deps.delivery.stop()  # Application.stop waits for running jobs
+                if watcher is not None:
+                    await watcher.stop()
                 await app.stop()
                 await parts.active.resign()  # after the jobs stopped: none renews it
     finally:

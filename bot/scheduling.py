@@ -2,7 +2,8 @@
 
 Every process answers updates, but only the active instance (bot.services.leader) scans
 the folder and drains the outbox: an election job decides, and the scan and drain jobs
-of the other processes return at once.
+of the other processes return at once. The folder watcher (bot.services.watch) runs in
+every process too, and scans only in the active one.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ from bot.bootstrap import Services
 from bot.services.delivery import Delivery
 from bot.services.leader import ELECTION_INTERVAL, ActiveInstance, reclaim_dead_lease
 from bot.services.scan import scan_once
+from bot.services.watch import FolderWatcher
 
 DRAIN_INTERVAL = 30.0
 """Seconds between outbox passes: daily deliveries fall due and retries come back."""
+ROUNDUP_INTERVAL = 600.0
+"""Seconds between looks for chats whose weekly roundup time has come (Mondays)."""
 
 
 def register_jobs(app: Application[Any, Any, Any, Any, Any, Any], services: Services,
-                  delivery: Delivery, active: ActiveInstance) -> None:
+                  delivery: Delivery, active: ActiveInstance) -> FolderWatcher | None:
     """The election (at start, then every ELECTION_INTERVAL); for the active instance the
-    folder scan (when it becomes active, then every SCAN_INTERVAL) and the outbox drain."""
+    folder scan (when it becomes active, then every SCAN_INTERVAL), a scan as soon as a
+    digest lands (WATCH_FOLDER: the watcher returned, for the caller to stop after the
+    Application) and the outbox drain."""
     job_queue = app.job_queue
     if job_queue is None:
         raise RuntimeError("python-telegram-bot was installed without the job-queue extra")
@@ -36,8 +42,27 @@ def register_jobs(app: Application[Any, Any, Any, Any, Any, Any], services: Serv
         async with scanning:
             await scan_once(services.ingestor, services.scan_status)
 
+    async def scan_landed(settle: float) -> None:
+        # Waits for a periodic scan in progress (unlike scan_job): the files that just
+        # landed may be newer than what that scan saw.
+        if active.active:
+            async with scanning:
+                await scan_once(services.ingestor, services.scan_status,
+                                settle_seconds=settle)
+
+    watcher = (FolderWatcher(services.settings.digest_dir, scan_landed)
+               if services.settings.watch_folder else None)
+
+    async def start_watching(context: ContextTypes.DEFAULT_TYPE) -> None:
+        if watcher is not None:
+            watcher.start()
+
     async def drain_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         if active.active:
+            await delivery.drain()
+
+    async def roundup_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+        if active.active and await delivery.plan_roundups():
             await delivery.drain()
 
     async def elect(context: ContextTypes.DEFAULT_TYPE, *, at_start: bool) -> None:
@@ -73,3 +98,7 @@ def register_jobs(app: Application[Any, Any, Any, Any, Any, Any], services: Serv
                             job_kwargs=options)
     job_queue.run_repeating(drain_job, interval=DRAIN_INTERVAL, first=1, name="drain",
                             job_kwargs=options)
+    job_queue.run_repeating(roundup_job, interval=ROUNDUP_INTERVAL, first=ROUNDUP_INTERVAL,
+                            name="roundup", job_kwargs=options)
+    job_queue.run_once(start_watching, when=0, name="watch", job_kwargs=options)
+    return watcher

@@ -23,8 +23,10 @@ __all__ = [
     "MAX_KEYWORDS",
     "MAX_KEYWORD_LEN",
     "OFF_WORDS",
+    "ON_WORDS",
     "Change",
     "Refusal",
+    "applied",
     "hhmm",
     "language",
     "mode_of",
@@ -43,6 +45,7 @@ HOURS: Final = tuple(range(6, 24))  # the menu's time grid: 18 hours
 MAX_KEYWORDS: Final = 20
 MAX_KEYWORD_LEN: Final = 60
 OFF_WORDS: Final = frozenset({"off", "none", "clear", "-", "default", "关闭", "清除", "默认"})
+ON_WORDS: Final = frozenset({"on", "yes", "true", "1", "开", "开启", "打开"})
 COMMON_ZONES: Final = (
     ("UTC", "UTC"),
     ("Europe/London", "London"),
@@ -66,7 +69,7 @@ class Change:
     """What to set on the chat (Chat field names), which setting that is (for the note
     that confirms it) and which part of the menu to show afterwards."""
 
-    setting: str  # mode | time | tz | only | never | style | lang
+    setting: str  # mode | time | tz | only | never | style | lang | silent | pause | weekly
     values: Mapping[str, object]
     view: str = "main"
 
@@ -88,7 +91,9 @@ def language(code: str | None) -> Lang:
 
 def mode_of(value: str | None) -> Mode:
     """A stored delivery mode; anything unknown is the default, instant."""
-    return "daily" if value == "daily" else "instant"
+    if value == "daily":
+        return "daily"
+    return "digest" if value == "digest" else "instant"
 
 
 def style_of(value: str | None) -> Style:
@@ -184,19 +189,50 @@ def _strict_hour(text: str) -> int | None:
     return int(text) if re.fullmatch(r"[0-9]{1,2}", text) else None
 
 
+def applied(change: Change, mode: Mode) -> dict[str, object]:
+    """The values to store for ``change`` in a chat whose mode is ``mode``: a new time
+    keeps a digest chat a digest (the time is that of both scheduled modes)."""
+    values = dict(change.values)
+    if change.setting == "time" and mode == "digest":
+        values["mode"] = "digest"
+    return values
+
+
+def _switch(rest: str, *, default: bool = True) -> bool | None:
+    """on/off from a typed value (none: ``default``); None when it is neither."""
+    word = rest.strip().lower()
+    if not word:
+        return default
+    if word in ON_WORDS:
+        return True
+    return False if word in OFF_WORDS else None
+
+
 def parse_form(what: str, rest: str) -> Change | Refusal:
     """A typed form (``what`` its first word, lower-cased; ``rest`` the value)."""
     off = rest.lower() in OFF_WORDS
     if what == "instant":
         return Change("mode", {"mode": "instant"})
-    if what in ("daily", "time"):
-        values: dict[str, object] = {"mode": "daily"}
+    if what in ("silent", "quiet", "sound"):
+        on = _switch(rest)
+        if on is None:
+            return Refusal("bad_choice", {"choices": "on, off"})
+        return Change("silent", {"silent": on if what != "sound" else not on})
+    if what in ("pause", "resume"):
+        return Change("pause", {"paused": what == "pause"})
+    if what in ("weekly", "roundup"):
+        on = _switch(rest)
+        if on is None:
+            return Refusal("bad_choice", {"choices": "on, off"})
+        return Change("weekly", {"weekly": on})
+    if what in ("daily", "time", "digest"):
+        values: dict[str, object] = {"mode": "digest" if what == "digest" else "daily"}
         if rest:
             at = None if off else time_of(rest)
             if at is None and not off:
                 return Refusal("bad_time", {"value": rest})
             values["daily_time"] = at
-        return Change("time", values)
+        return Change("time" if what == "time" else "mode", values)
     if what in ("tz", "timezone"):
         if off:
             return Change("tz", {"timezone": None})
@@ -229,7 +265,10 @@ def parse_form(what: str, rest: str) -> Change | Refusal:
 def parse_button(setting: str, value: str) -> Change | None:
     """A menu button's ``st:<setting>:<value>``; None when it is not one we draw."""
     if setting == "mode" and value in DELIVERY_MODES:
-        return Change("mode", {"mode": mode_of(value)}, "time" if value == "daily" else "main")
+        return Change("mode", {"mode": mode_of(value)}, "main" if value == "instant" else "time")
+    if setting in ("silent", "pause", "weekly") and value in ("on", "off"):
+        field = {"pause": "paused"}.get(setting, setting)
+        return Change(setting, {field: value == "on"})
     if setting == "time" and (value == "default" or _strict_hour(value) in HOURS):
         at = None if value == "default" else time(int(value))
         return Change("time", {"mode": "daily", "daily_time": at})

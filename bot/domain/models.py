@@ -7,7 +7,7 @@ sees a database row or a Telegram object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -154,12 +154,14 @@ class IngestReport:
     deletions_held: int = 0  # files gone from the folder but kept: too many at once
 
 
-Mode = Literal["instant", "daily"]
+Mode = Literal["instant", "daily", "digest"]
+"""instant: each paper when its digest is found; daily: the day's cards at the chat's
+time; digest: at that time too, but one message per topic and day listing its papers."""
 Style = Literal["full", "compact"]
 Lang = Literal["en", "zh"]
 
 CHAT_KINDS = ("private", "group", "supergroup", "channel")
-DELIVERY_MODES: tuple[Mode, ...] = ("instant", "daily")
+DELIVERY_MODES: tuple[Mode, ...] = ("instant", "daily", "digest")
 CARD_STYLES: tuple[Style, ...] = ("full", "compact")
 LANGUAGES: tuple[Lang, ...] = ("en", "zh")
 
@@ -183,7 +185,33 @@ class Chat:
     style: Style = "full"
     lang: Lang = "en"
     disabled_reason: str | None = None
+    silent: bool = False  # deliveries arrive without a notification sound
+    paused: bool = False  # the chat's own pause: papers are kept until it resumes
+    weekly: bool = False  # a roundup every Monday: the week's counts and the trend chart
+
+    @property
+    def scheduled(self) -> bool:
+        """Papers wait for the chat's daily time (daily cards or the digest list)."""
+        return self.mode != "instant"
 
     @property
     def subscribed(self) -> bool:
         return self.all_topics or bool(self.tags)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPaper:
+    """A paper a person saved with ⭐: kept with what the card showed, so the list and
+    its BibTeX outlive the paper's stay in the archive.
+
+    While the paper is in the archive, storage fills the fields from its current record
+    (``in_archive``); after, from the snapshot taken when it was saved.
+    """
+
+    arxiv_id: str
+    title: str
+    authors: tuple[str, ...]
+    abs_url: str
+    first_date: date | None  # the first digest that listed it
+    saved_at: datetime
+    in_archive: bool = True

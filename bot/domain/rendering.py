@@ -45,15 +45,19 @@ from bot.domain.tgtext import (
 __all__ = [
     "CB_ANALYSIS",
     "CB_BIBTEX",
+    "CB_CARD",
     "CB_FIGURES",
+    "CB_SAVE",
     "MAX_FIGURES",
     "Button",
     "Card",
     "blog_url",
     "callback_data",
+    "count_words",
     "format_authors",
     "paper_links",
     "parse_callback",
+    "plain_line",
     "plain_text",
     "render_analysis",
     "render_card",
@@ -61,14 +65,22 @@ __all__ = [
     "render_header",
     "render_paused_notice",
     "render_result_line",
+    "save_label",
+    "shows_saved",
 ]
 
+CB_CARD = "pp"
+"""Callback prefix of a button that opens a paper's card: ``pp:<arxiv_id>``."""
 CB_ANALYSIS = "an"
 """Callback prefix of the "show analysis" button: ``an:<arxiv_id>``."""
 CB_FIGURES = "fg"
 """Callback prefix of the "show figures" button: ``fg:<arxiv_id>``."""
 CB_BIBTEX = "bx"
 """Callback prefix of the "BibTeX" button: ``bx:<arxiv_id>``."""
+CB_SAVE = "sv"
+"""Callback prefix of the ☆ Save / ⭐ Saved button: ``sv:<arxiv_id>``."""
+SAVED_MARK = "⭐"
+"""What a save button shows first once the paper is saved (``☆`` before)."""
 MAX_CALLBACK_BYTES = 64
 """Telegram's limit for callback_data (telegram.constants.InlineKeyboardButtonLimit
 .MAX_CALLBACK_DATA; the domain does not import telegram, a test checks they agree)."""
@@ -100,6 +112,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "arxiv_button": "arXiv",
         "pdf_button": "📄 PDF",
         "blog_button": "📝 Blog",
+        "save_button": "☆ Save",
+        "saved_button": "⭐ Saved",
     },
     "zh": {
         "summary": "总结：",
@@ -116,6 +130,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "arxiv_button": "arXiv",
         "pdf_button": "📄 PDF",
         "blog_button": "📝 博客",
+        "save_button": "☆ 收藏",
+        "saved_button": "⭐ 已收藏",
     },
 }
 
@@ -123,6 +139,19 @@ _LABELS: dict[str, dict[str, str]] = {
 def _labels(lang: str) -> dict[str, str]:
     """Labels for ``lang`` (``zh``, ``zh-hans``, ``zh_CN`` all map to zh); English otherwise."""
     return _LABELS.get(lang.lower().replace("_", "-").split("-")[0], _LABELS["en"])
+
+
+def save_label(saved: bool, lang: str = "en") -> str:
+    """The save button's text: ``☆ Save`` to save, ``⭐ Saved`` once saved."""
+    return _labels(lang)["saved_button" if saved else "save_button"]
+
+
+def shows_saved(label: str) -> bool | None:
+    """What a save button's text says of the paper: saved (⭐), not saved (☆), or
+    None for any other text."""
+    if label.startswith(SAVED_MARK):
+        return True
+    return False if label.startswith("☆") else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +207,9 @@ def _plain(s: str) -> str:
     s = clean_text(html_unescape(s))
     s = s.replace("**", "")
     return " ".join(s.split())
+
+
+plain_line = _plain
 
 
 def format_authors(authors: tuple[str, ...] | list[str], limit: int, keep: int,
@@ -408,6 +440,7 @@ def render_card(
     appearance: Appearance | None = None,
     lang: str = "en",
     limit: int = MAX_MESSAGE_LEN,
+    saved: bool = False,
 ) -> Card:
     """A paper as one message: always valid Telegram HTML within ``limit`` visible units.
 
@@ -419,8 +452,11 @@ def render_card(
     (first 2 above 3), tags, summary, links.
 
     ``appearance`` also selects the digest whose blog post is linked (when
-    ``blog_base_url`` is set). Buttons: analysis and figures (callbacks ``an:<id>``,
-    ``fg:<id>``, only when there is something to show), arXiv page, PDF and blog post (URLs).
+    ``blog_base_url`` is set). Buttons, two rows of at most four short labels: analysis and
+    figures (callbacks ``an:<id>``, ``fg:<id>``, only when there is something to show)
+    and save (``sv:<id>``, ``⭐ Saved`` when ``saved``, else ``☆ Save``: a card sent to
+    many chats shows the default); then BibTeX (``bx:<id>``), arXiv page, PDF and blog
+    post (URLs).
     """
     p = paper.paper
     lab = _labels(lang)
@@ -463,10 +499,13 @@ def render_card(
     cb = callback_data(CB_FIGURES, p.arxiv_id)
     if cb and figures:
         first.append(Button(lab["figures_button"].format(n=len(figures)), callback=cb))
+    cb = callback_data(CB_SAVE, p.arxiv_id)
+    if cb:
+        first.append(Button(save_label(saved, lang), callback=cb))
+    second: list[Button] = []
     cb = callback_data(CB_BIBTEX, p.arxiv_id)
     if cb:
-        first.append(Button("BibTeX", callback=cb))
-    second: list[Button] = []
+        second.append(Button("BibTeX", callback=cb))
     abs_url = safe_url(p.abs_url)
     if abs_url:
         second.append(Button(lab["arxiv_button"], url=abs_url))
@@ -527,15 +566,19 @@ _HEADER_WORDS = {
 }
 
 
+def count_words(papers: int, *, lang: str = "en", reason: str = "new") -> str:
+    """``3 new papers`` (or ``3 papers`` for a repost), in plain text."""
+    words = _HEADER_WORDS[language(lang)]
+    return words[(0 if papers == 1 else 1) + (0 if reason == "new" else 2)].format(n=papers)
+
+
 def render_header(topic: str, day: date | str | None, papers: int, *, lang: str = "en",
                   reason: str = "new") -> str:
     """The line that opens a digest in a chat: ``📚 <b>topic</b> · 2024-06-01 · 3 new papers``."""
-    words = _HEADER_WORDS[language(lang)]
-    index = (0 if papers == 1 else 1) + (0 if reason == "new" else 2)
     parts = [f"<b>{escape(truncate(clean_text(topic).strip() or '?', 200))}</b>"]
     if day:
         parts.append(escape(day.isoformat() if isinstance(day, date) else str(day)))
-    parts.append(escape(words[index].format(n=papers)))
+    parts.append(escape(count_words(papers, lang=lang, reason=reason)))
     return "📚 " + " · ".join(parts)
 
 

@@ -35,12 +35,13 @@ import contextlib
 import logging
 import random
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Literal, TypeVar
 
+from bot.domain.listing import ListEntry, render_listing
 from bot.domain.matching import wants
 from bot.domain.models import ArchivedPaper, Chat
 from bot.domain.rendering import plain_text, render_card, render_header, render_paused_notice
@@ -52,6 +53,7 @@ from bot.services.ports import (
     FloodWait,
     MessageRejected,
     Outgoing,
+    RoundupSource,
     Sender,
     TransientSendError,
 )
@@ -187,6 +189,7 @@ class _Run:
     cards: dict[tuple[str, str | None, str, str], tuple[ArchivedPaper, Outgoing]] = field(
         default_factory=dict)
     headers: dict[tuple[str, str, int, str, str], Outgoing] = field(default_factory=dict)
+    listed: set[int] = field(default_factory=set)  # rows a list message took care of
 
     @property
     def stopping(self) -> bool:
@@ -303,6 +306,7 @@ class Drain:
         buffer_rows: int = BUFFER_ROWS,
         may_send: Callable[[], bool] | None = None,
         notifier: AdminNotifier | None = None,
+        roundups: RoundupSource | None = None,
     ) -> None:
         if min(workers, page_size, chat_buffer, buffer_rows) < 1:
             raise ValueError("workers, page_size, chat_buffer and buffer_rows must be >= 1")
@@ -331,6 +335,7 @@ class Drain:
         # bot.services.leader); None (one process, the tests) always may.
         self._may_send = may_send
         self._notifier = notifier
+        self._roundups = roundups
         # Many chats' rows at once: each chat may only get a message a second, so the
         # rate a drain can reach is about the number of chats it has rows of.
         self._buffer_rows = max(buffer_rows, workers)
@@ -532,6 +537,10 @@ class Drain:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 item = lane.rows[0]
+                if item.id in run.listed:  # sent (or dropped) as part of a list message
+                    lane.rows.popleft()
+                    self._release(run, 1)
+                    continue
                 async with slots:
                     if run.stopping:
                         break
@@ -571,12 +580,80 @@ class Drain:
 
     async def _deliver(self, chat: Chat, item: OutboxItem, run: _Run) -> _Next:
         """Send one row and record the outcome; says what the chat's queue does next."""
+        if item.kind in ("header", "card") and (
+                item.listed or (chat.mode == "digest" and item.digest_path is not None)):
+            return await self._deliver_list(chat, item, run)
         try:
             message = await self._message(chat, item, run)
         except _Skip as skip:
             if await self._outbox.cancel(item.id, str(skip)):
                 run.cancelled += 1
             return _Next.SKIPPED
+        return await self._send(chat, item, message, run)
+
+    async def _deliver_list(self, chat: Chat, item: OutboxItem, run: _Run) -> _Next:
+        """Send ``item``'s digest as list messages (bot.domain.listing): its header and
+        cards that are due, a line and a button per paper, ten to a message. Each
+        message's rows are marked sent with its id; rows whose paper is gone or no
+        longer wanted are cancelled. The chat's lane skips the rows listed here."""
+        rows = [r for r in await self._outbox.listing(chat.chat_id, item.digest_path,
+                                                      item.reason, self._clock.now())
+                if r.id not in run.listed] or [item]
+        cards = [r for r in rows if r.kind == "card" and r.arxiv_id]
+        papers = {p.arxiv_id: p for p in await self._archive.get_papers(
+            [r.arxiv_id for r in cards if r.arxiv_id])}
+        entries: list[tuple[OutboxItem, ListEntry]] = []
+        dropped: list[int] = []
+        for row in cards:
+            paper = papers.get(row.arxiv_id or "")
+            if paper is None or (row.reason == "new" and not wants(chat, paper)):
+                dropped.append(row.id)
+                continue
+            appearance = next((a for a in paper.appearances
+                               if a.digest_path == row.digest_path), None)
+            entries.append((row, ListEntry(paper, appearance)))
+        header = next((r for r in rows if r.kind == "header"), None)
+        if not entries and header is not None:
+            dropped.append(header.id)
+        if dropped:
+            run.cancelled += await self._outbox.cancel_many(
+                dropped, "the paper left the archive or the chat no longer follows it")
+        run.listed.update(dropped)
+        if not entries:
+            return _Next.SKIPPED
+        topic, day = self._listing_title(header, entries[0][1])
+        messages = render_listing(topic, day, [e for _, e in entries], lang=chat.lang,
+                                  reason=item.reason)
+        for number, (shown, message) in enumerate(messages):
+            part = [entries[i][0] for i in shown]
+            if number == 0 and header is not None:
+                part = [header, *part]
+            outgoing = Outgoing(html=message.html, plain_fallback=plain_text(message.html),
+                                buttons=message.buttons)
+            step = await self._send(chat, part[0], outgoing, run,
+                                    also=[r.id for r in part[1:]])
+            if step is not _Next.CONTINUE:
+                return step
+            run.listed.update(r.id for r in part)
+        return _Next.CONTINUE
+
+    @staticmethod
+    def _listing_title(header: OutboxItem | None, first: ListEntry
+                       ) -> tuple[str | None, date | None]:
+        """The topic and day a list is headed by: its header's, else its first paper's
+        appearance in the digest (a list resumed after a failure has no header left)."""
+        meta = dict(header.meta or {}) if header is not None else {}
+        if meta.get("topic"):
+            day = meta.get("date")
+            return str(meta["topic"]), date.fromisoformat(day) if isinstance(day, str) else None
+        if first.appearance is not None:
+            return first.appearance.topic, first.appearance.date
+        return None, None
+
+    async def _send(self, chat: Chat, item: OutboxItem, message: Outgoing, run: _Run, *,
+                    also: Sequence[int] = ()) -> _Next:
+        """Send ``message`` as row ``item`` (and the rows ``also`` it shows); the
+        outcome of a failure is ``item``'s alone."""
         plain = message.is_plain
         while True:
             try:
@@ -624,8 +701,10 @@ class Drain:
         run.transient_streak = 0
         # Telegram has the message: record that even if this task is being cancelled
         # (a shutdown, or another chat's task failing), and only then give up.
-        await self._acks.record(SentMark(item.id, message_id, self._clock.now()))
-        run.sent += 1
+        at = self._clock.now()
+        for row_id in (*also, item.id):
+            await self._acks.record(SentMark(row_id, message_id, at))
+        run.sent += 1 + len(also)
         run.plain += plain
         run.report_progress()
         return _Next.CONTINUE
@@ -711,6 +790,8 @@ class Drain:
                 header = _remember(run.headers, key,
                                    Outgoing(html=html, plain_fallback=plain_text(html)))
             return header
+        if item.kind == "roundup":
+            return await self._roundup(chat, item)
         if not item.arxiv_id:
             raise _Skip(f"a {item.kind!r} row without an arXiv id")
         paper = await self._paper(item.arxiv_id, run)
@@ -724,6 +805,19 @@ class Drain:
         if found is not None and found[0] is paper:  # rendered from this very paper
             return found[1]
         return _remember(run.cards, card_key, (paper, self._card(paper, item, style, chat)))[1]
+
+    async def _roundup(self, chat: Chat, item: OutboxItem) -> Outgoing:
+        week = str((item.meta or {}).get("week") or "")
+        try:
+            monday = date.fromisoformat(week)
+        except ValueError:
+            raise _Skip(f"a roundup row without a week: {week!r}") from None
+        if self._roundups is None:
+            raise _Skip("this process makes no roundups")
+        message = await self._roundups.roundup(chat, monday)
+        if message is None:
+            raise _Skip("nothing to round up: the archive has no topics")
+        return message
 
     def _card(self, paper: ArchivedPaper, item: OutboxItem,
               style: Literal["full", "compact"], chat: Chat) -> Outgoing:

@@ -268,14 +268,19 @@ class Ingestor:
         self._lock = asyncio.Lock()
         self._told: set[tuple[str, str]] = set()  # folder problems already logged
 
-    async def scan(self, progress: Progress | None = None, *, prune: bool = False
-                   ) -> IngestReport:
+    async def scan(self, progress: Progress | None = None, *, prune: bool = False,
+                   settle_seconds: float | None = None) -> IngestReport:
         """One pass over the folder; scans never overlap. ``prune``: remove files gone
-        from the folder even when the delete guard would hold them back."""
+        from the folder even when the delete guard would hold them back.
+        ``settle_seconds``: this scan's settle time, for a caller that knows more (the
+        folder watcher waited for the files it was told about to go quiet)."""
         async with self._lock:
-            return await self._scan(progress, prune)
+            return await self._scan(progress, prune,
+                                    self.settle_seconds if settle_seconds is None
+                                    else settle_seconds)
 
-    async def _scan(self, progress: Progress | None, prune: bool) -> IngestReport:
+    async def _scan(self, progress: Progress | None, prune: bool, settle: float
+                    ) -> IngestReport:
         report = IngestReport()
         root = self.digest_dir
         if not root.is_dir():
@@ -287,7 +292,7 @@ class Ingestor:
         known = await self.repo.file_states()
         report.files_seen = len(files)
         now_ns = int(self.clock() * 1e9)
-        settle_ns = int(self.settle_seconds * 1e9)
+        settle_ns = int(settle * 1e9)
         todo: list[tuple[FoundFile, FileState | None]] = []
         done = 0
         for found in files:

@@ -28,11 +28,16 @@ from bot.storage.outbox import NewDelivery, OutboxRepo
 from bot.storage.records import DigestPapers
 from bot.storage.repository import ArchiveRepo
 
-__all__ = ["CHATS_PER_ENQUEUE", "Planner", "next_daily"]
+__all__ = ["CHATS_PER_ENQUEUE", "HELD", "LIST_BACKLOG_OVER", "Planner", "next_daily"]
 
 log = logging.getLogger(__name__)
 
 CHATS_PER_ENQUEUE: Final = 200  # chats planned and written per transaction
+HELD: Final = datetime(9999, 1, 1, tzinfo=UTC)
+"""The due time of a paused chat's rows: never, until it resumes."""
+LIST_BACKLOG_OVER: Final = 10
+"""A chat resuming with more papers than this waiting gets them as lists (one message per
+digest, a line and a button per paper) instead of a card each."""
 
 
 def next_daily(now: datetime, at: time, tz: ZoneInfo) -> datetime:
@@ -101,9 +106,12 @@ class Planner:
         self._default_tz = ZoneInfo(default_tz)
         self._default_time = default_daily_time
 
-    def due_time(self, chat: Chat, now: datetime) -> datetime:
-        """When a new paper is due for this chat: now, or its next daily time."""
-        if chat.mode != "daily":
+    def due_time(self, chat: Chat, now: datetime, *, repost: bool = False) -> datetime:
+        """When a paper is due for this chat: now, or its next daily time (a repost is
+        due now); never while the chat is paused."""
+        if chat.paused:
+            return HELD
+        if not chat.scheduled or repost:
             return now
         return next_daily(now, chat.daily_time or self._default_time,
                           chat.timezone or self._default_tz)
@@ -171,6 +179,58 @@ class Planner:
             log.info("chat %d changed its delivery time: %d queued rows follow", chat.chat_id,
                      moved)
         return moved
+
+    def roundup_time(self, chat: Chat, now: datetime) -> tuple[date, datetime]:
+        """This week's Monday in the chat's time zone, and the moment of its roundup:
+        that Monday at the chat's daily time (in UTC)."""
+        tz = chat.timezone or self._default_tz
+        local = now.astimezone(tz)
+        monday = local.date() - timedelta(days=local.weekday())
+        at = datetime.combine(monday, (chat.daily_time or self._default_time)
+                              .replace(tzinfo=None), tzinfo=tz)
+        return monday, at.astimezone(UTC)
+
+    async def plan_roundups(self) -> int:
+        """Queue the weekly roundup of every opted-in chat whose Monday time has come and
+        that has not had this week's; called every hour. A paused chat gets none (it
+        would be stale by the time it resumes). Returns how many were queued."""
+        now = self._clock.now()
+        queued = 0
+        for chat in await self._chats.subscribers():
+            if not chat.weekly or chat.paused:
+                continue
+            monday, at = self.roundup_time(chat, now)
+            if now >= at and await self._outbox.enqueue_roundup(chat.chat_id, monday,
+                                                                now=now):
+                queued += 1
+        if queued:
+            log.info("queued the weekly roundup of %d chats", queued)
+        return queued
+
+    async def weekly_on(self, chat: Chat) -> None:
+        """The chat opted into roundups: the first is next Monday's, not this week's."""
+        monday, _ = self.roundup_time(chat, self._clock.now())
+        await self._chats.roundups_from(chat.chat_id, monday)
+
+    async def pause(self, chat: Chat) -> int:
+        """The chat paused: everything queued for it waits, reposts included, and what
+        arrives meanwhile is queued as held (see :meth:`due_time`). Rows held."""
+        held = await self._outbox.reschedule_chat(chat.chat_id, HELD, reposts=True)
+        log.info("chat %d paused its deliveries: %d queued rows wait", chat.chat_id, held)
+        return held
+
+    async def resume(self, chat: Chat) -> tuple[int, bool]:
+        """The chat resumed: what waited is due now (whatever the chat's mode: it asked
+        for it), as lists when there are more than LIST_BACKLOG_OVER papers. Returns
+        (papers waiting, whether they go as lists)."""
+        waiting = await self._outbox.pending_cards(chat.chat_id)
+        listed = waiting > LIST_BACKLOG_OVER
+        if listed:
+            await self._outbox.list_backlog(chat.chat_id)
+        await self._outbox.reschedule_chat(chat.chat_id, self._clock.now(), reposts=True)
+        log.info("chat %d resumed: %d papers waiting%s", chat.chat_id, waiting,
+                 ", sent as lists" if listed else "")
+        return waiting, listed
 
     async def unfollowed(self, chat: Chat) -> int:
         """The chat stopped following some topics (or changed its filters): its queued
@@ -267,7 +327,7 @@ class Planner:
         written = 0
         for part in chunked(list(chats), CHATS_PER_ENQUEUE):
             plans = [self._plan(chat, groups, reason=reason, follow=follow,
-                                due=self.due_time(chat, now) if reason == "new" else now)
+                                due=self.due_time(chat, now, repost=reason != "new"))
                      for chat in part]
             rows = _interleave([plan for plan in plans if plan])
             if rows:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol, runtime_checkable
 
 from bot.domain.models import Chat
@@ -35,6 +35,7 @@ __all__ = [
     "FloodWait",
     "MessageRejected",
     "Outgoing",
+    "RoundupSource",
     "SendError",
     "Sender",
     "SystemClock",
@@ -56,6 +57,7 @@ class Outgoing:
     plain_fallback: str
     preview_url: str | None = None
     buttons: tuple[tuple[Button, ...], ...] = ()
+    photo: bytes | None = None  # a picture (PNG) sent with ``html`` as its caption
 
     @property
     def is_plain(self) -> bool:
@@ -63,7 +65,7 @@ class Outgoing:
 
     def as_plain(self) -> Outgoing:
         """The same message as bare text: nothing Telegram could refuse to parse."""
-        return replace(self, html=None, preview_url=None, buttons=())
+        return replace(self, html=None, preview_url=None, buttons=(), photo=None)
 
 
 class SendError(PaperfeedError):
@@ -151,3 +153,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class RoundupSource(Protocol):
+    """Makes a chat's weekly roundup when its row comes due (bot.services.roundup)."""
+
+    async def roundup(self, chat: Chat, week: date) -> Outgoing | None: ...

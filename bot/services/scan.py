@@ -27,12 +27,13 @@ class ScanStatus:
     # (/stats, /healthz) holds no secret an exception may carry (a database password)
 
 
-async def scan_once(ingestor: Ingestor, status: ScanStatus, *, hand_on: bool = True
-                    ) -> IngestReport:
+async def scan_once(ingestor: Ingestor, status: ScanStatus, *, hand_on: bool = True,
+                    settle_seconds: float | None = None) -> IngestReport:
     """Scan the folder, remember the outcome, hand new papers to the hooks (delivery);
-    with ``hand_on=False`` the caller calls :func:`hand_on_report` itself when it is ready."""
+    with ``hand_on=False`` the caller calls :func:`hand_on_report` itself when it is ready.
+    ``settle_seconds``: see Ingestor.scan."""
     try:
-        report = await ingestor.scan()
+        report = await ingestor.scan(settle_seconds=settle_seconds)
     except Exception as exc:
         status.last_error = status.redact(f"{type(exc).__name__}: {exc}")
         raise

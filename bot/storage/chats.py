@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,8 @@ SAVED_QUERY_TTL: Final = timedelta(days=7)
 """How long a search's ◀ ▶ buttons work after the search was last run."""
 
 SETTING_FIELDS = frozenset({"mode", "daily_time", "timezone", "include", "exclude", "style",
-                            "lang", "thread_id", "title", "kind"})
+                            "lang", "thread_id", "title", "kind", "silent", "paused",
+                            "weekly"})
 
 
 def _to_chat(row: ChatRow, tags: Iterable[str]) -> Chat:
@@ -39,6 +40,7 @@ def _to_chat(row: ChatRow, tags: Iterable[str]) -> Chat:
         timezone=zone_of(row.timezone), include=tuple(row.include or ()),
         exclude=tuple(row.exclude or ()), style=style_of(row.style),
         lang=language(row.lang), disabled_reason=row.disabled_reason,
+        silent=bool(row.silent), paused=bool(row.paused), weekly=bool(row.weekly),
     )
 
 
@@ -159,6 +161,13 @@ class ChatRepo(Repository):
             if chat is None:
                 raise KeyError(chat_id)
             return chat
+
+    async def roundups_from(self, chat_id: int, week: date) -> None:
+        """The chat's roundups start after ``week``: it just opted in (or back in), and
+        the roundup of a week already begun would come at once."""
+        async with self._write(lock=False) as session:
+            await session.execute(update(ChatRow).where(ChatRow.chat_id == chat_id)
+                                  .values(roundup_week=week))
 
     async def deactivate(self, chat_id: int, reason: str) -> None:
         """Telegram said the chat is gone: stop sending until it talks to us again."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, cast
 
 from sqlalchemy import (
@@ -48,7 +48,7 @@ from sqlalchemy.orm import aliased
 from bot.storage.engine import database_now, dialect_insert
 from bot.storage.loading import chunked
 from bot.storage.session import Repository
-from bot.storage.tables import OUTBOX_STATES, LeaseRow, OutboxRow
+from bot.storage.tables import OUTBOX_STATES, ChatRow, LeaseRow, OutboxRow
 
 __all__ = [
     "LEASE_SENDER",
@@ -122,6 +122,7 @@ class OutboxItem:
     created_at: datetime
     sent_at: datetime | None = field(default=None)
     papers: int = 0  # a header: how many cards of its digest were queued with it
+    listed: bool = False  # goes out as a line of a list message (see Drain)
 
 
 def _item(row: OutboxRow) -> OutboxItem:
@@ -132,6 +133,7 @@ def _item(row: OutboxRow) -> OutboxItem:
         attempts=row.attempts, last_error=row.last_error, message_id=row.message_id,
         due_at=row.due_at, next_attempt_at=row.next_attempt_at, created_at=row.created_at,
         sent_at=row.sent_at, papers=int((row.meta or {}).get("papers") or 0),
+        listed=bool(row.listed),
     )
 
 
@@ -281,15 +283,66 @@ class OutboxRepo(Repository):
                     or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now),
                 )) or 0)
 
-    async def reschedule_chat(self, chat_id: int, due_at: datetime) -> int:
-        """Move the chat's pending new-paper rows to ``due_at`` (reposts stay due now)."""
+    async def reschedule_chat(self, chat_id: int, due_at: datetime, *,
+                              reposts: bool = False) -> int:
+        """Move the chat's pending new-paper rows to ``due_at``; reposts stay due now
+        unless ``reposts`` (a pause holds them too, a resume releases them)."""
+        stmt = update(OutboxRow).where(OutboxRow.chat_id == chat_id,
+                                       OutboxRow.state == "pending")
+        if not reposts:
+            stmt = stmt.where(OutboxRow.reason == "new")
         async with self._write(lock=False) as session:
-            result = await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.chat_id == chat_id, OutboxRow.state == "pending",
-                       OutboxRow.reason == "new")
-                .values(due_at=due_at))
-            return _rowcount(result)
+            return _rowcount(await session.execute(stmt.values(due_at=due_at)))
+
+    async def pending_cards(self, chat_id: int) -> int:
+        """How many papers are queued for this chat, due or not."""
+        async with self._read() as session:
+            return int(await session.scalar(
+                select(func.count()).select_from(OutboxRow).where(
+                    OutboxRow.chat_id == chat_id, OutboxRow.state == "pending",
+                    OutboxRow.kind == "card")) or 0)
+
+    async def list_backlog(self, chat_id: int) -> int:
+        """Mark the chat's pending papers (and their headers) to go out as list lines:
+        a backlog summarised."""
+        async with self._write(lock=False) as session:
+            return _rowcount(await session.execute(update(OutboxRow).where(
+                OutboxRow.chat_id == chat_id, OutboxRow.state == "pending",
+                OutboxRow.kind.in_(("header", "card"))).values(listed=True)))
+
+    async def enqueue_roundup(self, chat_id: int, week: date, *, now: datetime) -> bool:
+        """Queue the chat's roundup for the week that starts on ``week`` (a Monday), unless
+        one was queued for it: the week is claimed on the chat's row in the same
+        transaction, so it is queued once however many processes or passes plan it."""
+        async with self._write(lock=False) as session:
+            claimed = await session.execute(update(ChatRow).where(
+                ChatRow.chat_id == chat_id,
+                or_(ChatRow.roundup_week.is_(None), ChatRow.roundup_week < week)).values(
+                    roundup_week=week))
+            if _rowcount(claimed) != 1:
+                return False
+            session.add(OutboxRow(
+                chat_id=chat_id, kind="roundup", reason="new", arxiv_id=None,
+                digest_path=None, meta={"week": week.isoformat()}, state="pending",
+                attempts=0, due_at=now, created_at=now, listed=False))
+            return True
+
+    async def listing(self, chat_id: int, digest_path: str | None, reason: str,
+                      now: datetime, *, limit: int = 500) -> list[OutboxItem]:
+        """The chat's due rows of one digest (``None``: rows of no digest) and reason, in
+        order: what one list message shows. Rows held for a retry are left out."""
+        same_digest = (OutboxRow.digest_path.is_(None) if digest_path is None
+                       else OutboxRow.digest_path == digest_path)
+        stmt = (
+            select(OutboxRow)
+            .where(OutboxRow.chat_id == chat_id, OutboxRow.state == "pending", same_digest,
+                   OutboxRow.reason == reason, OutboxRow.due_at <= now,
+                   or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now))
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        async with self._read() as session:
+            return [_item(row) for row in (await session.scalars(stmt)).all()]
 
     async def next_retry(self, now: datetime) -> datetime | None:
         """When the earliest pending row held for a retry may go again (None: none is)."""

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import distinct, func, select, tuple_, update
+from sqlalchemy import Date, Integer, cast, distinct, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.models import ArchivedPaper, Digest, SearchHit, SearchQuery, TagInfo
@@ -269,6 +269,34 @@ class ArchiveRepo(Repository):
             digests = await _digests(session, stmt)
             return digests[0] if digests else DigestPapers(path, found.topic, found.date)
 
+    # trends ---------------------------------------------------------------------------
+
+    async def weekly_counts(self, end: date, weeks: int, topics: Sequence[str] | None = None
+                            ) -> list[tuple[str, date, int]]:
+        """Distinct papers per topic per week over the `weeks` weeks ending on `end` (a
+        week: 7 days ending on `end`, `end - 7`, …), as (topic, first day of the week,
+        papers), weeks without papers left out; only these stored `topics` if given.
+
+        One grouped query, the week computed in SQL (the dialects differ only in how two
+        dates subtract) so a paper listed on several days of a week counts once.
+        """
+        first = end - dt.timedelta(days=7 * weeks - 1)
+        async with self._read() as session:
+            days = _days_between(session, AppearanceRow.date, end)
+            listed = (select(AppearanceRow.topic, AppearanceRow.paper_id,
+                             (days // 7).label("ago"))
+                      .where(AppearanceRow.date.between(first, end)))
+            if topics is not None:
+                listed = listed.where(AppearanceRow.topic.in_(list(topics)))
+            inner = listed.subquery()
+            rows = await session.execute(
+                select(inner.c.topic, inner.c.ago,
+                       func.count(distinct(inner.c.paper_id)).label("papers"))
+                .group_by(inner.c.topic, inner.c.ago)
+            )
+            return [(r.topic, end - dt.timedelta(days=7 * int(r.ago) + 6), int(r.papers))
+                    for r in rows if r.topic]
+
     # tags -----------------------------------------------------------------------------
 
     async def tags(self) -> list[TagInfo]:
@@ -297,6 +325,25 @@ class ArchiveRepo(Repository):
         if key and key in canonical:
             return canonical[key]
         raise UnknownTag(name, _suggest(key, canonical))
+
+    async def version(self) -> tuple[int, ...]:
+        """A fingerprint of the stored files that changes whenever a store could have
+        changed a paper: what a cache of rendered archive views (the Atom feeds) checks
+        on every request, one aggregate over `digest_files` instead of a render.
+
+        Every store, skip and deletion writes the file's row, and a file is read again
+        only when its size or modification time changed; so the count, the sum of sizes
+        and the sum and maximum of the modification times (in ms, whose sum stays within
+        64 bits up to millions of files) move with every change. A `touch` moves them
+        too, costing one needless render.
+        """
+        async with self._read() as session:
+            row = (await session.execute(select(
+                func.count(), func.coalesce(func.sum(DigestFileRow.size), 0),
+                func.coalesce(func.sum(DigestFileRow.mtime_ns // 1_000_000), 0),
+                func.coalesce(func.max(DigestFileRow.mtime_ns), 0),
+            ))).one()
+        return tuple(int(value) for value in row)
 
     # maintenance ----------------------------------------------------------------------
 
@@ -343,6 +390,14 @@ async def _canonical_tags(session: AsyncSession) -> dict[str, str]:
     for name in sorted(n for n in names if n):
         canonical.setdefault(tag_fold(name), name)
     return canonical
+
+
+def _days_between(session: AsyncSession, column: Any, end: date) -> Any:
+    """Whole days from a date column to `end`: PostgreSQL subtracts dates, SQLite has
+    them as ISO text and subtracts their Julian day numbers."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(literal(end, Date), Date) - column
+    return cast(func.julianday(literal(end, Date)) - func.julianday(column), Integer)
 
 
 async def _lenient_tag(session: AsyncSession, tag: str) -> str:

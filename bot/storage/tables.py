@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -230,6 +231,11 @@ class ChatRow(Base):
     style: Mapped[str] = mapped_column(String(16), default="full")
     lang: Mapped[str] = mapped_column(String(8), default="en")
     disabled_reason: Mapped[str | None]
+    # migration 0008: the chat's own quiet and pause switches, and the weekly roundup
+    silent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    weekly: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    roundup_week: Mapped[dt.date | None] = mapped_column(Date)  # the last one queued
 
 
 class SubscriptionRow(Base):
@@ -261,7 +267,7 @@ class SavedQueryRow(Base):
 # --- delivery: the outbox and the sender lease (migration 0003) ---------------------------
 
 OUTBOX_STATES = ("pending", "sent", "failed", "cancelled")
-OUTBOX_KINDS = ("header", "card")
+OUTBOX_KINDS = ("header", "card", "roundup")
 OUTBOX_REASONS = ("new", "repost")
 
 
@@ -270,7 +276,8 @@ class OutboxRow(Base):
 
     ``kind`` "header" opens a digest for a chat (``meta``: topic, date, papers), "card"
     is one paper (rendered at send time from ``arxiv_id`` and the appearance in
-    ``digest_path``). Rows of a chat are sent in ``id`` order. A chat gets a paper once
+    ``digest_path``), "roundup" a chat's weekly roundup (``meta``: the week's Monday).
+    Rows of a chat are sent in ``id`` order. A chat gets a paper once
     for ``reason`` "new" (unique index below); "repost" rows may repeat.
     """
 
@@ -295,6 +302,8 @@ class OutboxRow(Base):
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # migration 0008: sent as a line of a list message (a backlog summarised on resume)
+    listed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 Index(
@@ -346,3 +355,26 @@ class ListingRow(Base):
     arxiv_id: Mapped[str] = mapped_column(String, primary_key=True)
     topic: Mapped[str] = mapped_column(String, primary_key=True)
     date: Mapped[dt.date] = mapped_column(primary_key=True)
+
+
+class SavedPaperRow(Base):
+    """A paper one person saved with ⭐, for their /saved list (migration 0009).
+
+    Keyed by the Telegram user, not the chat: a press in a group saves for whoever
+    pressed. Not a foreign key to `papers`: a changed digest file rewrites papers and a
+    deleted one removes them, and the saved list must outlive both, so it keeps the
+    paper's arXiv id and a snapshot of what its card showed.
+    """
+
+    __tablename__ = "saved_papers"
+    __table_args__ = (
+        Index(None, "user_id", "saved_at"),  # one person's list, newest first
+    )
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    arxiv_id: Mapped[str] = mapped_column(String, primary_key=True)
+    title: Mapped[str]
+    authors: Mapped[list[str]]
+    abs_url: Mapped[str]
+    first_date: Mapped[dt.date | None]
+    saved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

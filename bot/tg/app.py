@@ -31,10 +31,13 @@ from bot.tg.handlers.browse import Browse
 from bot.tg.handlers.inline import Inline
 from bot.tg.handlers.membership import Membership
 from bot.tg.handlers.repost import Repost
+from bot.tg.handlers.saved import Saved
 from bot.tg.handlers.settings import SettingsMenu
 from bot.tg.handlers.start import Start
 from bot.tg.handlers.subscriptions import Subscriptions
+from bot.tg.handlers.trends import TrendCharts
 from bot.tg.polling import PollingRequest
+from bot.tg.profile import publish_profile
 from bot.tg.ratelimit import rate_limiter
 from bot.tg.throttle import Throttle
 
@@ -72,7 +75,8 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     # Before everything (group -1): a user flooding the bot is stopped here.
     app.add_handler(TypeHandler(Update, Throttle(deps).check), group=-1)
     subscriptions = Subscriptions(deps)
-    start = Start(deps, subscriptions)
+    saved = Saved(deps)
+    start = Start(deps, subscriptions, saved=saved)
     membership = Membership(deps)
 
     app.add_handler(ChatMemberHandler(membership.my_chat_member,
@@ -92,6 +96,9 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     app.add_handler(CommandHandler("paper", browse.paper))
     app.add_handler(CallbackQueryHandler(browse.turn_page, pattern=r"^pg:"))
     app.add_handler(CallbackQueryHandler(browse.open_paper, pattern=r"^(pp|an|fg|bx):"))
+    app.add_handler(CommandHandler("trends", TrendCharts(deps).trends))
+    app.add_handler(CommandHandler("saved", saved.saved))
+    app.add_handler(CallbackQueryHandler(saved.button, pattern=r"^sv:"))
     app.add_handler(InlineQueryHandler(Inline(deps).answer))
 
     settings_menu = SettingsMenu(deps)
@@ -117,5 +124,6 @@ async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def startup(app: AnyApp, deps: Deps) -> None:
-    """Once the bot is connected: publish the command menus."""
+    """Once the bot is connected: publish the command menus and the descriptions."""
     await publish_commands(app.bot, deps.settings.admin_ids)
+    await publish_profile(app.bot)

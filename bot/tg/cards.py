@@ -26,11 +26,12 @@ def preview_options(card: Card) -> LinkPreviewOptions:
 
 
 def card_for(paper: ArchivedPaper, chat: Chat, blog_base_url: str | None,
-             appearance: Appearance | None = None) -> Card:
-    """The card in this chat's style and language."""
+             appearance: Appearance | None = None, *, saved: bool = False) -> Card:
+    """The card in this chat's style and language; ``saved``: its save button shows
+    ⭐ (only for a card one person opened for themselves, in a private chat)."""
     return render_card(paper, blog_base_url=blog_base_url,
                        style=chat.style,
-                       appearance=appearance, lang=chat.lang)
+                       appearance=appearance, lang=chat.lang, saved=saved)
 
 
 async def send_card(bot: Bot, chat_id: int, card: Card, thread_id: int | None = None

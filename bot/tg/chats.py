@@ -110,6 +110,24 @@ async def may_manage(update: Update, bot: Bot, deps: Deps) -> bool:
     return member.status in _ADMIN_STATUSES
 
 
+async def may_manage_channel(bot: Bot, deps: Deps, user_id: int | None, channel_id: int
+                             ) -> bool:
+    """Whether this person may manage that channel's (or supergroup's) subscription from
+    their private chat: an operator, or an admin of it, as Telegram says right now (a
+    right taken away an hour ago no longer counts)."""
+    if user_id is None:
+        return False
+    if deps.is_operator(user_id):
+        return True
+    try:
+        member = await bot.get_chat_member(channel_id, user_id)
+    except TelegramError as exc:
+        log.info("cannot check whether user %s is an admin of %s: %s", user_id, channel_id,
+                 exc)
+        return False
+    return member.status in _ADMIN_STATUSES
+
+
 def thread_of(update: Update) -> int | None:
     """The forum topic a message was sent in, so replies and cards go there too."""
     message = update.effective_message

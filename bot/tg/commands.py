@@ -19,6 +19,8 @@ PUBLIC = (
     ("search", "Search the archive", "搜索资料库"),
     ("tag", "Papers of one topic", "按主题浏览"),
     ("paper", "One paper by arXiv id", "按 arXiv 编号查看"),
+    ("saved", "Your saved papers", "我的收藏"),
+    ("trends", "Papers per topic per week, as a chart", "各主题每周论文趋势图"),
     ("settings", "Delivery, filters, style, language", "推送、过滤、样式、语言"),
 )
 OPERATOR = (

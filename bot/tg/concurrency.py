@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import BaseUpdateProcessor
+
+from bot.tg.keyboards import PERSONAL_BUTTONS
 
 MAX_RUNNING = 64
 """Handlers running at once: enough that handlers waiting for a message slot (30 a
@@ -39,11 +42,17 @@ def update_key(update: object) -> Hashable | None:
     or answers that chat's few messages (menus, result pages), and a private chat's
     presses and commands must not overtake each other. A user's inline queries go in
     order with their private chat, so what they send is counted (bot.tg.throttle) in
-    the order they sent it.
+    the order they sent it. So are presses of a personal button (☆ Save) in a group or
+    channel: they change only the presser's own state, and a hundred people saving one
+    channel card must not wait for each other.
     """
     if not isinstance(update, Update):
         return None
     chat = update.effective_chat
+    query = update.callback_query
+    if (query is not None and chat is not None and chat.type != ChatType.PRIVATE
+            and (query.data or "").startswith(PERSONAL_BUTTONS)):
+        return query.from_user.id
     if chat is not None:
         return chat.id
     user = update.effective_user

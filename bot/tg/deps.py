@@ -11,9 +11,11 @@ from bot.config import Settings
 from bot.services.delivery import Delivery
 from bot.services.ingest import Ingestor
 from bot.services.scan import ScanStatus
+from bot.services.trends import Trends
 from bot.storage.chats import ChatRepo
 from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
+from bot.storage.saved import SavedRepo
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +28,15 @@ class Deps:
     ingestor: Ingestor
     outbox: OutboxRepo
     delivery: Delivery
+    saved: SavedRepo
+    trends: Trends
     scan_status: ScanStatus = field(default_factory=ScanStatus)
 
     @classmethod
     def of(cls, services: Services, delivery: Delivery) -> Deps:
         return cls(services.settings, services.archive, services.chats, services.ingestor,
-                   services.outbox, delivery, services.scan_status)
+                   services.outbox, delivery, services.saved, services.trends,
+                   services.scan_status)
 
     def is_operator(self, user_id: int | None) -> bool:
         """An admin of the bot itself (ADMIN_IDS), not of a group."""

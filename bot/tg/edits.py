@@ -47,3 +47,22 @@ async def edit_in_place(query: CallbackQuery, html: str,
         if not is_not_modified(exc):
             raise
         log.debug("message already up to date: %s", exc.message)
+
+
+async def edit_keyboard_in_place(query: CallbackQuery,
+                                 keyboard: InlineKeyboardMarkup | None) -> None:
+    """Show ``keyboard`` under the message whose button was pressed, its text untouched
+    (a card keeps its link preview), unless it already does; a concurrent identical
+    edit is not an error."""
+    message = query.message
+    if isinstance(message, Message):
+        current = message.reply_markup.to_dict() if message.reply_markup else None
+        wanted = keyboard.to_dict() if keyboard and keyboard.inline_keyboard else None
+        if current == wanted:
+            return
+    try:
+        await query.edit_message_reply_markup(reply_markup=keyboard)
+    except BadRequest as exc:
+        if not is_not_modified(exc):
+            raise
+        log.debug("keyboard already up to date: %s", exc.message)

@@ -4,6 +4,9 @@ Callback data scheme (prefix : payload):
     an:<arxiv id>        the analysis of a paper          (rendering.CB_ANALYSIS)
     fg:<arxiv id>        the figures of a paper           (rendering.CB_FIGURES)
     bx:<arxiv id>        its BibTeX entry                 (rendering.CB_BIBTEX)
+    sv:<arxiv id>        save or unsave it, for whoever pressed (rendering.CB_SAVE)
+    sv:p:<n>             page n of /saved (the presser's own list)
+    sv:f:bib|links       the saved list as a .bib file, or as links
     pp:<arxiv id>        the card of a paper
     pg:<query id>:<n>    page n of a saved search
     sb:<tag key>         toggle one tag                   sb:* everything, sb:- nothing
@@ -26,7 +29,7 @@ from typing import Final
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain.rendering import MAX_CALLBACK_BYTES, Button
+from bot.domain.rendering import CB_CARD, MAX_CALLBACK_BYTES, Button
 
 _NUMBER: Final = re.compile(r"[0-9]{1,9}")  # ASCII digits only, below 10**9
 _ARXIV_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/]{0,47}")
@@ -145,7 +148,7 @@ def shown_toggle_page(markup: InlineKeyboardMarkup | None, tags: Sequence[str]) 
 
 # --- browsing: result lists, paging, inline results ----------------------------------------
 
-CB_PAPER = "pp"
+CB_PAPER = CB_CARD
 CB_PAGE = "pg"
 MAX_ROW = 8  # Telegram shows at most 8 buttons side by side
 
@@ -204,3 +207,46 @@ def url_markup(rows: Iterable[Iterable[Button]]) -> InlineKeyboardMarkup | None:
 def choice(label: str, data: str, selected: bool) -> InlineKeyboardButton:
     """A button of a one-of-many choice; ✅ marks the current value."""
     return button(f"✅ {label}" if selected else label, data)
+
+
+# --- saved papers: /saved and the save button ---------------------------------------------
+
+PERSONAL_BUTTONS: Final = ("sv:",)
+"""Callback prefixes whose press concerns the presser alone, never the chat it is in
+(bot.tg.concurrency orders them with the presser's private chat)."""
+CB_SAVED_PAGE = "sv:p:"
+SAVED_BIBTEX = "sv:f:bib"
+SAVED_LINKS = "sv:f:links"
+
+
+def saved_page_data(page: int) -> str:
+    return checked(f"{CB_SAVED_PAGE}{page}")
+
+
+def parse_saved_page(data: str) -> int | None:
+    """n from ``sv:p:<n>``; None for any other callback data."""
+    return strict_int(data.removeprefix(CB_SAVED_PAGE)) if data.startswith(
+        CB_SAVED_PAGE) else None
+
+
+def relabelled(keyboard: InlineKeyboardMarkup | None, data: str, text: str
+               ) -> InlineKeyboardMarkup | None:
+    """``keyboard`` with the button of callback ``data`` showing ``text``, every other
+    button as it was; None when it has no such button."""
+    rows = [list(row) for row in keyboard.inline_keyboard] if keyboard else []
+    found = False
+    for row in rows:
+        for i, b in enumerate(row):
+            if b.callback_data == data:
+                row[i] = InlineKeyboardButton(text, callback_data=data)
+                found = True
+    return InlineKeyboardMarkup(rows) if found else None
+
+
+def button_text(keyboard: InlineKeyboardMarkup | None, data: str) -> str | None:
+    """The text of the button of callback ``data`` on ``keyboard``, if it has one."""
+    for row in keyboard.inline_keyboard if keyboard else ():
+        for b in row:
+            if b.callback_data == data:
+                return b.text
+    return None

@@ -107,6 +107,13 @@ class TelegramSender:
             except ValueError as exc:  # callback data Telegram would refuse
                 raise MessageRejected(f"bad button: {exc}") from exc
         try:
+            if message.photo is not None and message.html is not None:
+                sent = await self._bot.send_photo(
+                    chat_id=chat.chat_id, photo=message.photo, caption=text,
+                    parse_mode=parse_mode, reply_markup=keyboard,
+                    message_thread_id=chat.thread_id,
+                    disable_notification=chat.silent or None, **self._priority)
+                return sent.message_id
             sent = await self._bot.send_message(
                 chat_id=chat.chat_id,
                 text=text,
@@ -114,6 +121,7 @@ class TelegramSender:
                 link_preview_options=preview,
                 reply_markup=keyboard,
                 message_thread_id=chat.thread_id,
+                disable_notification=chat.silent or None,  # the chat muted its deliveries
                 **self._priority,
             )
         except tg_error.ChatMigrated as exc:

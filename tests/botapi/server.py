@@ -62,6 +62,7 @@ from tests.botapi.validation import (
     validate_language_code,
     validate_link_preview_options,
     validate_menu_button,
+    validate_photo,
     validate_reply_markup,
 )
 
@@ -158,6 +159,8 @@ _RESTRICTED_RIGHTS = (
     "can_edit_tag",
 )
 _WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+MAX_DESCRIPTION_LENGTH = 512  # setMyDescription, telegram.constants.BotDescriptionLimit
+MAX_SHORT_DESCRIPTION_LENGTH = 120  # setMyShortDescription
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _CALLBACK_QUERY_TTL = 15.0  # seconds a client waits for answerCallbackQuery
 _MAX_HEADER_BYTES = 64 * 1024
@@ -754,6 +757,9 @@ class FakeBotApi:
         self.inline_answers: dict[str, InlineAnswer] = {}
         self.commands: dict[tuple[tuple[Any, ...], str], list[dict[str, str]]] = {}
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
+        # setMyDescription / setMyShortDescription, by language_code ("" = default).
+        self.descriptions: dict[str, str] = {}
+        self.short_descriptions: dict[str, str] = {}
         self.webhook_url = ""
         self.unknown_methods: list[str] = []
         self.internal_errors: list[str] = []
@@ -1902,6 +1908,8 @@ class FakeBotApi:
         if upload is not None:
             if not upload.data:
                 raise bad_request("file must be non-empty")
+            if what == "photo":
+                validate_photo(upload.data)  # an image Telegram can decode, of allowed size
             return self._register_file(upload.data, upload.filename), upload.data
         if not isinstance(value, str) or not value:
             raise bad_request(f"there is no {what} in the request")
@@ -1921,6 +1929,12 @@ class FakeBotApi:
 
     def _photo_sizes(self, file_id: str, data: bytes | None) -> list[dict[str, Any]]:
         size = len(data) if data else 12_345
+        width, height = 1280, 720  # a photo sent by URL: its size is not known here
+        with contextlib.suppress(ApiError):
+            if data:  # an upload (validated then): scaled to at most 1280 a side
+                width, height = validate_photo(data)
+                scale = min(1.0, 1280 / max(width, height))
+                width, height = max(1, round(width * scale)), max(1, round(height * scale))
         return [
             {
                 "file_id": f"{file_id}_s",
@@ -1932,8 +1946,8 @@ class FakeBotApi:
             {
                 "file_id": file_id,
                 "file_unique_id": f"u{file_id}",
-                "width": 1280,
-                "height": 720,
+                "width": width,
+                "height": height,
                 "file_size": size,
             },
         ]
@@ -2116,6 +2130,40 @@ class FakeBotApi:
     async def _delete_my_commands(self, ctx: _Ctx) -> Any:
         self.commands.pop(self._scope_and_language(ctx.p), None)
         return True
+
+    # -- description & short description (what a new user sees before Start) -------
+
+    def _set_about(self, ctx: _Ctx, field_name: str, limit: int, store: dict[str, str]) -> Any:
+        """setMyDescription / setMyShortDescription: 0-limit characters; "" removes the
+        text of that language."""
+        lang = validate_language_code(ctx.p.get_str("language_code"))
+        text = ctx.p.get_str(field_name) or ""
+        if utf16_len(text) > limit:
+            raise bad_request(f"[fake] {field_name} must be at most {limit} characters")
+        if text:
+            store[lang] = text
+        else:
+            store.pop(lang, None)
+        return True
+
+    @_api("setMyDescription")
+    async def _set_my_description(self, ctx: _Ctx) -> Any:
+        return self._set_about(ctx, "description", MAX_DESCRIPTION_LENGTH, self.descriptions)
+
+    @_api("getMyDescription")
+    async def _get_my_description(self, ctx: _Ctx) -> Any:
+        lang = validate_language_code(ctx.p.get_str("language_code"))
+        return {"description": self.descriptions.get(lang, "")}
+
+    @_api("setMyShortDescription")
+    async def _set_my_short_description(self, ctx: _Ctx) -> Any:
+        return self._set_about(ctx, "short_description", MAX_SHORT_DESCRIPTION_LENGTH,
+                               self.short_descriptions)
+
+    @_api("getMyShortDescription")
+    async def _get_my_short_description(self, ctx: _Ctx) -> Any:
+        lang = validate_language_code(ctx.p.get_str("language_code"))
+        return {"short_description": self.short_descriptions.get(lang, "")}
 
     @_api("setChatMenuButton")
     async def _set_chat_menu_button(self, ctx: _Ctx) -> Any:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
+import zlib
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -50,7 +52,21 @@ from tests.botapi.faults import FloodControl, ManualClock, RateWindow
 from tests.botapi.ptb_harness import builder_for, running_application, settle
 from tests.botapi.server import FakeBotApi, FakeChat, FakeUser, _form_fields
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+def png_image(width: int = 1, height: int = 1) -> bytes:
+    """A real PNG of that size (grey), made without an imaging library."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+PNG = png_image()
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -604,6 +620,33 @@ async def test_photo_upload_media_group_and_file_download(botapi: FakeBotApi) ->
     assert botapi.sent[0].media is not None
     upload = botapi.calls("sendPhoto")[0].files["photo"]
     assert (upload.field, upload.data) == ("photo", PNG)
+
+
+async def test_uploaded_photos_must_be_images_of_allowed_size(botapi: FakeBotApi) -> None:
+    _, chat = known_private_chat(botapi)
+    jpeg = (b"\xff\xd8\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x00" * 9
+            + b"\xff\xc0" + struct.pack(">HBHH", 17, 8, 30, 40) + b"\x00" * 10)
+    async with make_bot(botapi) as bot:
+        photo = await bot.send_photo(chat.id, png_image(300, 200))
+        assert (photo.photo[-1].width, photo.photo[-1].height) == (300, 200)
+        big = await bot.send_photo(chat.id, png_image(2000, 1000))
+        assert (big.photo[-1].width, big.photo[-1].height) == (1280, 640)
+        shot = await bot.send_photo(chat.id, jpeg)
+        assert (shot.photo[-1].width, shot.photo[-1].height) == (40, 30)
+        broken = bytearray(png_image(10, 10))
+        broken[20] ^= 1  # the IHDR no longer matches its CRC
+        for data, error in ((b"GIF89a not a photo", "IMAGE_PROCESS_FAILED"),
+                            (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "IMAGE_PROCESS_FAILED"),
+                            (bytes(broken), "IMAGE_PROCESS_FAILED"),
+                            (png_image(2, 41), "PHOTO_INVALID_DIMENSIONS"),
+                            (png_image(5001, 5000), "PHOTO_INVALID_DIMENSIONS")):
+            with pytest.raises(BadRequest, match=f"(?i){error}"):
+                await bot.send_photo(chat.id, data)
+        with pytest.raises(BadRequest, match=r"(?i)image_process_failed"):
+            await bot.send_media_group(chat.id, [InputMediaPhoto(PNG),
+                                                 InputMediaPhoto(b"not a photo")])
+        await bot.send_document(chat.id, b"not a photo either", filename="notes.txt")
+    assert [m.method for m in botapi.sent] == ["sendPhoto"] * 3 + ["sendDocument"]
 
 
 async def test_chat_action_menu_button_and_chat_info(botapi: FakeBotApi) -> None:

@@ -11,6 +11,8 @@ that point at a bug in the bot (see the module docstring of ``telegram_html``).
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -40,6 +42,7 @@ __all__ = [
     "validate_language_code",
     "validate_link_preview_options",
     "validate_menu_button",
+    "validate_photo",
     "validate_reply_markup",
 ]
 
@@ -562,3 +565,62 @@ def validate_inline_button(button: Any) -> dict[str, Any]:
     if has_web_app:
         _https_url(button["web_app"].get("url"), "web_app.url")
     return button
+
+
+# -- uploaded photos ----------------------------------------------------------------
+
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # sendPhoto: "The photo must be at most 10 MB in size."
+MAX_PHOTO_SIDES = 10_000  # "The photo's width and height must not exceed 10000 in total."
+MAX_PHOTO_RATIO = 20  # "Width and height ratio must be at most 20."
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
+                       0xCE, 0xCF})
+
+
+def validate_photo(data: bytes) -> tuple[int, int]:
+    """An uploaded photo's (width, height), checked as sendPhoto documents it.
+
+    Only PNG (signature, then an IHDR chunk with a correct CRC) and JPEG (a frame header
+    before the scan) are understood; anything else is refused like Telegram refuses
+    bytes it cannot decode (IMAGE_PROCESS_FAILED), so a bot that uploads a broken or
+    truncated image fails here as it would in production.
+    """
+    if len(data) > MAX_PHOTO_BYTES:
+        raise bad_request("[fake] photo must be at most 10 MB")
+    if data.startswith(_PNG_SIGNATURE):
+        size = _png_size(data)
+    elif data.startswith(b"\xff\xd8\xff"):
+        size = _jpeg_size(data)
+    else:
+        size = None
+    if size is None:
+        raise bad_request("IMAGE_PROCESS_FAILED")
+    width, height = size
+    if (width < 1 or height < 1 or width + height > MAX_PHOTO_SIDES
+            or max(width, height) > MAX_PHOTO_RATIO * min(width, height)):
+        raise bad_request("PHOTO_INVALID_DIMENSIONS")
+    return width, height
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[8:33]  # length, "IHDR", 13 bytes of header, CRC
+    if len(chunk) < 25 or chunk[:8] != b"\x00\x00\x00\rIHDR":
+        return None
+    if zlib.crc32(chunk[4:21]) != struct.unpack(">I", chunk[21:25])[0]:
+        return None
+    width, height = struct.unpack(">II", chunk[8:16])
+    return width, height
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        length = struct.unpack(">H", data[at + 2:at + 4])[0]
+        if marker in _JPEG_SOF and at + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[at + 5:at + 9])
+            return width, height
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        at += 2 + length
+    return None

@@ -604,7 +604,8 @@ async def test_cards_are_rendered_when_sent_with_current_settings(world: World) 
     assert "<blockquote" not in card
     assert "We study things" not in card
     sent = world.sender.log[1].message
-    assert [b.text for row in sent.buttons for b in row] == ["BibTeX", "arXiv", "📄 PDF", "📝 博客"]
+    assert [b.text for row in sent.buttons for b in row] == [
+        "☆ 收藏", "BibTeX", "arXiv", "📄 PDF", "📝 博客"]
     assert "https://blog.example.org/2024-06-01/NeRF/" in card
 
 

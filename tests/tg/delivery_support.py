@@ -143,8 +143,9 @@ def expected_digest(topic: str, day: date, ids: Iterable[str]) -> list[str]:
 
 
 def bot_env(server: FakeBotApi, *, database: Path, digests: Path,
-            scan_interval: float = 3600) -> dict[str, str]:
-    """`python -m bot run` pointed at the fake Bot API, a database file and a folder."""
+            scan_interval: float = 3600, watch: bool = True) -> dict[str, str]:
+    """`python -m bot run` pointed at the fake Bot API, a database file and a folder;
+    ``watch=False``: as on a folder without filesystem notifications."""
     env = {k: v for k, v in os.environ.items() if k != "ADMIN_IDS"}
     env.update(
         TELEGRAM_TOKEN=server.token,
@@ -152,6 +153,7 @@ def bot_env(server: FakeBotApi, *, database: Path, digests: Path,
         DIGEST_DIR=str(digests),
         DATABASE_URL=f"sqlite+aiosqlite:///{database}",
         SCAN_INTERVAL=str(scan_interval),
+        WATCH_FOLDER=str(watch).lower(),
         LOG_LEVEL="INFO",
     )
     return env

@@ -150,7 +150,8 @@ async def test_operator_subscribes_a_channel(bot: BotUnderTest) -> None:
     s.send_command(stranger_chat, stranger, "/subscribe @papers")
     s.send_command(op_chat, op, "/subscribe @papers 3DGS")
     await bot.settle()
-    assert "for the bot's operators" in s.sent_to(stranger_chat.id)[-1].plain_text
+    assert s.sent_to(stranger_chat.id)[-1].plain_text == (
+        "Only an admin of @papers (or the bot's operator) can change what it receives.")
     assert "@papers now receives 3DGS" in s.sent_to(op_chat.id)[-1].plain_text
     stored = await bot.deps.chats.get(channel.id)
     assert stored is not None

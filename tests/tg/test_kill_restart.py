@@ -9,6 +9,7 @@ flight (at most one message per worker) but never drop a paper.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +31,7 @@ from tests.tg.delivery_support import (
     bot_env,
     bot_that_ran_before,
     delivered,
+    digest_markdown,
     expected_digest,
     summary,
 )
@@ -158,8 +160,11 @@ async def test_a_bot_stopped_mid_broadcast_finishes_it_after_a_restart(
 async def test_a_new_digest_file_is_delivered_within_one_scan_interval(
     botapi: FakeBotApi, tmp_path: Path,
 ) -> None:
+    """Where filesystem notifications say nothing (a network mount), the periodic scan
+    still delivers a digest that lands."""
     digests = copy_fixture_folder(tmp_path / "digests")
-    env = bot_env(botapi, database=tmp_path / "run.db", digests=digests, scan_interval=2)
+    env = bot_env(botapi, database=tmp_path / "run.db", digests=digests, scan_interval=2,
+                  watch=False)
     async with bot_process(tmp_path, env) as bot:
         await bot.wait_for_line("papers new", timeout=30)  # the fixture folder, at start
         await botapi.wait_until_polling(timeout=20)
@@ -186,3 +191,42 @@ async def test_a_new_digest_file_is_delivered_within_one_scan_interval(
     assert delivered(botapi, reader_chat.id)[1:] == expected
     assert len(botapi.sent_to(other_chat.id)) == 1  # only the reply to /subscribe
     assert first_at - copied < 2 + 3  # one interval, plus the scan and the first send
+
+
+async def test_a_digest_copied_into_a_watched_folder_is_delivered_without_a_scan(
+    botapi: FakeBotApi, tmp_path: Path,
+) -> None:
+    """The periodic scan is an hour away: only the filesystem notification can bring the
+    digest in. It is written in two parts with a pause, as a slow copy would, and read
+    once, whole."""
+    digests = copy_fixture_folder(tmp_path / "digests")
+    env = bot_env(botapi, database=tmp_path / "run.db", digests=digests, scan_interval=3600)
+    async with bot_process(tmp_path, env) as bot:
+        await bot.wait_for_line("papers new", timeout=30)
+        await botapi.wait_until_polling(timeout=20)
+        reader = botapi.user("Watcher")
+        reader_chat = botapi.private_chat(reader)
+        botapi.send_command(reader_chat, reader, "/subscribe NeRF")
+        await botapi.wait_for_sent(1, chat_id=reader_chat.id, timeout=20)
+
+        papers = [SynthPaper("2406.60001", "Watched Folder Fields"),
+                  SynthPaper("2406.60002", "Second Watched Paper")]
+        text = digest_markdown("NeRF", DAY, papers)
+        half = text.index("## Second Watched Paper")
+        target = digests / DAY.isoformat() / "NeRF.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = len(bot.lines)
+        with target.open("w", encoding="utf-8") as out:  # a slow writer: half, a pause, rest
+            out.write(text[:half])
+            out.flush()
+            await asyncio.sleep(0.3)  # the writer's pause, shorter than the quiet time
+            out.write(text[half:])
+        expected = expected_digest("NeRF", DAY, [p.arxiv_id for p in papers])
+        await botapi.wait_for(lambda s: len(s.sent_to(reader_chat.id)) >= 1 + len(expected),
+                              timeout=20)
+        await bot.wait_for_line("drain: DrainReport(sent=3,", timeout=15)
+        assert await bot.stop() == 0
+    assert delivered(botapi, reader_chat.id)[1:] == expected
+    scans = [line for line in bot.lines[lines:] if "scan: " in line]
+    assert len(scans) == 1, scans  # the file was read once, whole
+    assert "1 files read, 2 papers new, 0 updated" in scans[0]

@@ -55,6 +55,21 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "DEBUG"
 
 
+def test_feed_base_url_and_the_feeds_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().feed_base_url is None
+    monkeypatch.setenv("FEED_BASE_URL", " https://bot.example.org/feeds/ ")
+    assert load_settings().feed_base_url == "https://bot.example.org/feeds"
+    monkeypatch.setenv("FEED_BASE_URL", "")
+    assert load_settings().feed_base_url is None
+    # The webhook may not take the feeds' path.
+    monkeypatch.setenv("WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/feeds/hook")
+    with pytest.raises(ConfigError, match=r"^WEBHOOK_URL: .*/feeds/"):
+        load_settings()
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/feedshook")
+    assert load_settings().webhook_path == "/feedshook"
+
+
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("SCAN_INTERVAL=60\nDIGEST_DIR=/srv/digests\n")
     settings = load_settings()
@@ -71,6 +86,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("TIMEZONE", "Mars/Olympus"),
         ("DAILY_TIME", "25 o'clock"),
         ("BLOG_BASE_URL", "ftp://example.org"),
+        ("FEED_BASE_URL", "bot.example.org/feeds"),
         ("LOG_LEVEL", "LOUD"),
         ("DATABASE_URL", "mysql://localhost/x"),
     ],

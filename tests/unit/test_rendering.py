@@ -193,16 +193,18 @@ def test_buttons() -> None:
     assert card.buttons == (
         (Button("📖 Analysis", callback="an:2409.12156"),
          Button("🖼 Figures (2)", callback="fg:2409.12156"),
-         Button("BibTeX", callback="bx:2409.12156")),
-        (Button("arXiv", url="https://arxiv.org/abs/2409.12156v1"),
+         Button("☆ Save", callback="sv:2409.12156")),
+        (Button("BibTeX", callback="bx:2409.12156"),
+         Button("arXiv", url="https://arxiv.org/abs/2409.12156v1"),
          Button("📄 PDF", url="https://arxiv.org/pdf/2409.12156v1"),
          Button("📝 Blog", url="https://b.org/2024-09-24/Talking%20Head%20Generation/")),
     )
     old = make_paper(arxiv_id="hep-th/9901001", analysis="", figures=(), abs_url="",
                      pdf_url="https://arxiv.org/pdf/hep-th/9901001v1")
-    assert render_card(make_archived(old)).buttons == (
-        (Button("BibTeX", callback="bx:hep-th/9901001"),),
-        (Button("📄 PDF", url="https://arxiv.org/pdf/hep-th/9901001v1"),),)
+    assert render_card(make_archived(old), lang="zh", saved=True).buttons == (
+        (Button("⭐ 已收藏", callback="sv:hep-th/9901001"),),
+        (Button("BibTeX", callback="bx:hep-th/9901001"),
+         Button("📄 PDF", url="https://arxiv.org/pdf/hep-th/9901001v1")),)
     assert callback_data("an", "hep-th/9901001") == "an:hep-th/9901001"
     assert parse_callback("an:hep-th/9901001") == ("an", "hep-th/9901001")
     assert parse_callback("garbage") is None

@@ -15,12 +15,13 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.domain.bibtex import bibtex_entry
-from bot.domain.models import Chat, SearchHit, SearchQuery
+from bot.domain.models import ArchivedPaper, Chat, SearchHit, SearchQuery
 from bot.domain.query import find_paper_link, parse_query
 from bot.domain.rendering import (
     CB_ANALYSIS,
     CB_BIBTEX,
     CB_FIGURES,
+    Card,
     parse_callback,
     render_figures,
     render_result_line,
@@ -289,8 +290,7 @@ class Browse:
                                          link_preview_options=NO_PREVIEW)
                 return
             await send_card(context.bot, chat.chat_id,
-                            card_for(found, chat, self.deps.settings.blog_base_url),
-                            thread_of(update))
+                            await self._card(found, chat, update), thread_of(update))
             return
         text = " ".join(text.split())
         if not text:
@@ -422,9 +422,16 @@ class Browse:
         if found is None:
             await message.reply_html(tr(COMMON, chat.lang, "not_found", what=echo(wanted)))
             return
-        await send_card(context.bot, chat.chat_id,
-                        card_for(found, chat, self.deps.settings.blog_base_url),
+        await send_card(context.bot, chat.chat_id, await self._card(found, chat, update),
                         thread_of(update))
+
+    async def _card(self, found: ArchivedPaper, chat: Chat, update: Update) -> Card:
+        """The card a person opened: in their private chat its ☆ shows whether they saved
+        it; anywhere else the card is everyone's, so it shows the default."""
+        user = update.effective_user
+        saved = (chat.kind == ChatType.PRIVATE and user is not None
+                 and await self.deps.saved.is_saved(user.id, found.arxiv_id))
+        return card_for(found, chat, self.deps.settings.blog_base_url, saved=saved)
 
     async def open_paper(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """pp:<id> sends the card, an:<id> the analysis, fg:<id> the figures, into the chat
@@ -471,5 +478,5 @@ class Browse:
             await context.bot.send_message(chat.chat_id, f"<pre>{escape(entry)}</pre>",
                                            parse_mode="HTML", message_thread_id=thread)
         else:
-            await send_card(context.bot, chat.chat_id,
-                            card_for(found, chat, self.deps.settings.blog_base_url), thread)
+            await send_card(context.bot, chat.chat_id, await self._card(found, chat, update),
+                            thread)

@@ -3,14 +3,17 @@ taps (delivery mode and time, time zone, card style, language), plus text forms 
 buttons cannot carry (any time, any time zone, keyword filters).
 
 Callback data: ``st:<setting>:<value>`` (see bot.tg.keyboards) —
-``st:view:main|time|tz|filters``, ``st:mode:instant|daily``, ``st:time:<hour>|default``,
-``st:tz:<IANA name>|default``, ``st:only:off``, ``st:never:off``, ``st:style:full|compact``,
-``st:lang:en|zh``.
+``st:view:main|time|tz|filters``, ``st:mode:instant|daily|digest``,
+``st:time:<hour>|default``, ``st:tz:<IANA name>|default``, ``st:only:off``,
+``st:never:off``, ``st:style:full|compact``, ``st:lang:en|zh``, ``st:silent:on|off``,
+``st:pause:on|off``, ``st:weekly:on|off``.
 
 Text forms (all answered with the menu, headed by what changed)::
 
     /settings                      the menu
-    /settings instant | daily [HH:MM]
+    /settings instant | daily [HH:MM] | digest [HH:MM]
+    /settings silent [on|off]      /settings pause | resume
+    /settings weekly [on|off]
     /settings time HH:MM | default
     /settings tz Area/City | default
     /settings only word1, word2 | off
@@ -35,13 +38,14 @@ from bot.domain.chat_settings import (
     HOURS,
     Change,
     Refusal,
+    applied,
     hhmm,
     parse_button,
     parse_form,
 )
-from bot.domain.models import CARD_STYLES, LANGUAGES, Chat
+from bot.domain.models import CARD_STYLES, DELIVERY_MODES, LANGUAGES, Chat
 from bot.domain.tgtext import escape, truncate
-from bot.tg.chats import ANSWER_LEN, channel_ref, current_chat, may_manage
+from bot.tg.chats import ANSWER_LEN, channel_ref, current_chat, may_manage, may_manage_channel
 from bot.tg.deps import Deps
 from bot.tg.edits import edit_in_place, shows
 from bot.tg.keyboards import button, choice, rows_of
@@ -58,7 +62,14 @@ TEXTS = {
         "delivery_instant": "Delivery: <b>instant</b> — each paper as soon as its digest is "
                             "found",
         "delivery_daily": "Delivery: <b>daily at {time}</b> ({tz}) — once a day",
+        "delivery_digest": "Delivery: <b>daily digest at {time}</b> ({tz}) — one message per "
+                           "topic a day, listing its papers",
         "timezone": "Time zone: <b>{tz}</b>",
+        "sound_on": "Notifications: <b>with sound</b>",
+        "sound_off": "Notifications: <b>silent</b>",
+        "weekly_on": "Weekly roundup: <b>on</b>, Mondays at {time} ({tz})",
+        "weekly_off": "Weekly roundup: <b>off</b>",
+        "paused": "⏸ <b>Paused</b>: new papers are kept and sent when you resume",
         "only": "Only papers matching: <b>{words}</b>",
         "never": "Never papers matching: <b>{words}</b>",
         "any": "any",
@@ -71,6 +82,13 @@ TEXTS = {
         "compact": "compact",
         "btn_instant": "⚡ Instant",
         "btn_daily": "🗓 Daily",
+        "btn_digest": "📰 Digest",
+        "btn_silent": "🔕 Silent",
+        "btn_sound": "🔔 Sound",
+        "btn_pause": "⏸ Pause",
+        "btn_weekly_on": "📈 Weekly roundup",
+        "btn_weekly_off": "✅ 📈 Weekly roundup",
+        "btn_resume": "▶️ Resume",
         "btn_time": "🕘 {time}",
         "btn_tz": "🌍 {tz}",
         "btn_filters": "🔎 Keyword filters",
@@ -102,7 +120,13 @@ TEXTS = {
             "<b>/settings</b> — the menu with buttons, or:\n"
             "/settings instant — each paper as soon as its digest is found\n"
             "/settings daily [HH:MM] — once a day\n"
+            "/settings digest [HH:MM] — once a day, one list message per topic\n"
             "/settings time HH:MM — the daily time (/settings time default)\n"
+            "/settings silent on|off — deliveries without a notification sound\n"
+            "/settings pause, /settings resume — stop deliveries for a while; papers are "
+            "kept\n"
+            "/settings weekly on|off — every Monday, the week's papers per topic and the "
+            "trend chart\n"
             "/settings tz Area/City — the time zone, e.g. Europe/Paris (/settings tz default)\n"
             "/settings only word1, word2 — only papers matching one of these "
             "(/settings only off)\n"
@@ -112,6 +136,18 @@ TEXTS = {
         ),
         "set_instant": "✅ Papers now arrive as soon as their digest is found.",
         "set_daily": "✅ Papers now arrive once a day at {time} ({tz}).",
+        "set_digest": "✅ Papers now arrive once a day at {time} ({tz}), one list message "
+                      "per topic; tap a title for its card.",
+        "set_silent": "🔕 Deliveries now arrive silently.",
+        "set_weekly_on": "📈 Every Monday at {time} ({tz}) you get the week's papers per "
+                         "topic and the trend chart.",
+        "set_weekly_off": "📈 No more weekly roundups.",
+        "set_sound": "🔔 Deliveries now arrive with a notification sound.",
+        "set_paused": "⏸ Paused. New papers are kept until you resume (/settings resume).",
+        "set_resumed": "▶️ Resumed: {n} waiting papers are on their way.",
+        "set_resumed_list": "▶️ Resumed: {n} papers waited, so they come as lists, one "
+                            "message per digest; tap a title for its card.",
+        "set_resumed_none": "▶️ Resumed. Nothing arrived while you were paused.",
         "set_tz": "✅ Time zone: {tz}.",
         "set_only": "✅ Only papers matching: {words}.",
         "set_never": "✅ Never papers matching: {words}.",
@@ -133,12 +169,21 @@ TEXTS = {
                           "/settings {channel} daily 08:00 (/settings help lists them).",
         "channel_unknown": "{channel} receives nothing from me yet: subscribe it first with "
                            "/subscribe {channel}.",
+        "channel_admins_only": "Only an admin of {channel} (or the bot's operator) can change "
+                               "its settings.",
     },
     "zh": {
         "title": "<b>⚙️ 设置</b>",
         "delivery_instant": "推送方式：<b>即时</b> — 发现日报后立即逐篇推送",
         "delivery_daily": "推送方式：<b>每日 {time}</b>（{tz}）— 每天一次",
+        "delivery_digest": "推送方式：<b>每日摘要 {time}</b>（{tz}）— 每个主题每天一条消息，"
+                           "列出当天论文",
         "timezone": "时区：<b>{tz}</b>",
+        "sound_on": "通知：<b>有提示音</b>",
+        "sound_off": "通知：<b>静音</b>",
+        "weekly_on": "每周回顾：<b>开启</b>，每周一 {time}（{tz}）",
+        "weekly_off": "每周回顾：<b>关闭</b>",
+        "paused": "⏸ <b>已暂停</b>：新论文会保留，恢复后送达",
         "only": "只看包含以下关键词的论文：<b>{words}</b>",
         "never": "不看包含以下关键词的论文：<b>{words}</b>",
         "any": "不限",
@@ -151,6 +196,13 @@ TEXTS = {
         "compact": "简洁",
         "btn_instant": "⚡ 即时",
         "btn_daily": "🗓 每日",
+        "btn_digest": "📰 摘要",
+        "btn_silent": "🔕 静音",
+        "btn_sound": "🔔 提示音",
+        "btn_pause": "⏸ 暂停",
+        "btn_weekly_on": "📈 每周回顾",
+        "btn_weekly_off": "✅ 📈 每周回顾",
+        "btn_resume": "▶️ 恢复",
         "btn_time": "🕘 {time}",
         "btn_tz": "🌍 {tz}",
         "btn_filters": "🔎 关键词过滤",
@@ -180,6 +232,10 @@ TEXTS = {
             "<b>/settings</b> — 按钮菜单，或者：\n"
             "/settings instant — 发现日报后立即推送\n"
             "/settings daily [HH:MM] — 每天推送一次\n"
+            "/settings digest [HH:MM] — 每天一次，每个主题一条列表消息\n"
+            "/settings silent on|off — 推送时不发出提示音\n"
+            "/settings pause、/settings resume — 暂停推送；期间的论文会保留\n"
+            "/settings weekly on|off — 每周一发送各主题本周论文数和趋势图\n"
             "/settings time HH:MM — 每日推送时间（/settings time default 恢复默认）\n"
             "/settings tz 区域/城市 — 时区，例如 Asia/Shanghai（/settings tz default）\n"
             "/settings only 关键词1, 关键词2 — 只看包含任一关键词的论文（/settings only off）\n"
@@ -189,6 +245,17 @@ TEXTS = {
         ),
         "set_instant": "✅ 已改为即时推送。",
         "set_daily": "✅ 已改为每天 {time}（{tz}）推送。",
+        "set_digest": "✅ 已改为每天 {time}（{tz}）推送摘要：每个主题一条列表消息，"
+                      "点击标题查看卡片。",
+        "set_silent": "🔕 推送已设为静音。",
+        "set_weekly_on": "📈 每周一 {time}（{tz}）发送各主题本周论文数和趋势图。",
+        "set_weekly_off": "📈 已关闭每周回顾。",
+        "set_sound": "🔔 推送将发出提示音。",
+        "set_paused": "⏸ 已暂停。新论文会保留，直到恢复（/settings resume）。",
+        "set_resumed": "▶️ 已恢复：{n} 篇待发论文即将送达。",
+        "set_resumed_list": "▶️ 已恢复：期间共有 {n} 篇论文，将以列表形式送达（每期日报一条消息），"
+                            "点击标题查看卡片。",
+        "set_resumed_none": "▶️ 已恢复。暂停期间没有新论文。",
         "set_tz": "✅ 时区：{tz}。",
         "set_only": "✅ 只看包含以下关键词的论文：{words}。",
         "set_never": "✅ 不看包含以下关键词的论文：{words}。",
@@ -209,6 +276,7 @@ TEXTS = {
         "channel_footer": "用 /settings {channel} 加文字命令修改，例如 "
                           "/settings {channel} daily 08:00（/settings help 查看全部）。",
         "channel_unknown": "{channel} 尚未订阅：请先发送 /subscribe {channel}。",
+        "channel_admins_only": "只有 {channel} 的管理员（或机器人的运营者）可以修改它的设置。",
     },
 }
 
@@ -218,7 +286,8 @@ TEXTS = {
 VIEWS = {"time": "time", "tz": "tz", "timezone": "tz", "only": "filters",
          "never": "filters", "filters": "filters", "keywords": "filters"}
 """A text form's first word given alone shows its part of the menu."""
-TEXT_FORMS = frozenset({*VIEWS, "instant", "daily", "style", "lang", "language"})
+TEXT_FORMS = frozenset({*VIEWS, "instant", "daily", "digest", "style", "lang", "language",
+                        "silent", "quiet", "sound", "pause", "resume", "weekly", "roundup"})
 
 
 def _form(args: list[str]) -> tuple[str, str]:
@@ -290,15 +359,20 @@ class SettingsMenu:
 
     def _main_view(self, chat: Chat, *, footer: bool = True) -> Menu:
         lang = chat.lang
-        if chat.mode == "daily":
-            delivery = tr(TEXTS, lang, "delivery_daily", time=escape(self._time(chat)),
+        if chat.scheduled:
+            delivery = tr(TEXTS, lang, f"delivery_{chat.mode}", time=escape(self._time(chat)),
                           tz=escape(self._tz(chat, marked=False)))
         else:
             delivery = tr(TEXTS, lang, "delivery_instant")
         lines = [
             tr(TEXTS, lang, "title"),
+            *((tr(TEXTS, lang, "paused"),) if chat.paused else ()),
             delivery,
             tr(TEXTS, lang, "timezone", tz=escape(self._tz(chat))),
+            tr(TEXTS, lang, "sound_off" if chat.silent else "sound_on"),
+            tr(TEXTS, lang, "weekly_on" if chat.weekly else "weekly_off",
+               time=escape(self._time(chat, marked=False)),
+               tz=escape(self._tz(chat, marked=False))),
             tr(TEXTS, lang, "only", words=self._words(chat, chat.include, "any")),
             tr(TEXTS, lang, "never", words=self._words(chat, chat.exclude, "nothing")),
             tr(TEXTS, lang, "style", style=tr(TEXTS, lang, chat.style)),
@@ -306,11 +380,17 @@ class SettingsMenu:
             *(("", tr(TEXTS, lang, "footer")) if footer else ()),
         ]
         rows = [
-            [choice(tr(TEXTS, lang, "btn_instant"), "st:mode:instant", chat.mode == "instant"),
-             choice(tr(TEXTS, lang, "btn_daily"), "st:mode:daily", chat.mode == "daily")],
+            [choice(tr(TEXTS, lang, f"btn_{mode}"), f"st:mode:{mode}", chat.mode == mode)
+             for mode in DELIVERY_MODES],
             [button(tr(TEXTS, lang, "btn_time", time=self._time(chat, marked=False)),
                     "st:view:time"),
              button(tr(TEXTS, lang, "btn_tz", tz=self._tz(chat, marked=False)), "st:view:tz")],
+            [button(tr(TEXTS, lang, "btn_sound"), "st:silent:off") if chat.silent
+             else button(tr(TEXTS, lang, "btn_silent"), "st:silent:on"),
+             button(tr(TEXTS, lang, "btn_resume"), "st:pause:off") if chat.paused
+             else button(tr(TEXTS, lang, "btn_pause"), "st:pause:on")],
+            [button(tr(TEXTS, lang, "btn_weekly_off"), "st:weekly:off") if chat.weekly
+             else button(tr(TEXTS, lang, "btn_weekly_on"), "st:weekly:on")],
             [button(tr(TEXTS, lang, "btn_filters"), "st:view:filters")],
             [choice(tr(TEXTS, lang, f"btn_{style}"), f"st:style:{style}", chat.style == style)
              for style in CARD_STYLES],
@@ -321,15 +401,15 @@ class SettingsMenu:
 
     def _time_view(self, chat: Chat) -> Menu:
         lang = chat.lang
-        current = chat.daily_time if chat.mode == "daily" else None
+        current = chat.daily_time if chat.scheduled else None
         hours = [choice(f"{hour:02d}:00", f"st:time:{hour}", current == time(hour))
                  for hour in HOURS]
         rows = rows_of(hours, HOURS_PER_ROW)
         default = tr(TEXTS, lang, "btn_default_time", time=self._default_time())
         rows.append([choice(default, "st:time:default",
-                            chat.mode == "daily" and chat.daily_time is None)])
+                            chat.scheduled and chat.daily_time is None)])
         rows.append([button(tr(TEXTS, lang, "btn_back"), "st:view:main")])
-        shown = (escape(self._time(chat)) if chat.mode == "daily"
+        shown = (escape(self._time(chat)) if chat.scheduled
                  else tr(TEXTS, lang, "now_instant"))
         html = "\n".join([
             tr(TEXTS, lang, "time_title"),
@@ -371,10 +451,15 @@ class SettingsMenu:
     # -- permissions -----------------------------------------------------------------
 
     async def _update(self, chat_id: int, **values: Any) -> Chat:
-        """Change settings; rows already queued follow a new delivery time, and queued
-        papers that new filters leave out are dropped."""
+        """Change settings; rows already queued follow a new delivery time or a pause,
+        and queued papers that new filters leave out are dropped. (A resume is
+        :meth:`_apply`'s: its note says what waited.)"""
         chat = await self.deps.chats.update_settings(chat_id, **values)
-        if values.keys() & {"mode", "daily_time", "timezone"}:
+        if values.get("weekly") is True:
+            await self.deps.delivery.weekly_on(chat)
+        if values.get("paused") is True:
+            await self.deps.delivery.pause(chat)
+        elif values.keys() & {"mode", "daily_time", "timezone"}:
             await self.deps.delivery.reschedule(chat)
         if values.keys() & {"include", "exclude"}:
             await self.deps.delivery.unfollowed(chat)
@@ -432,24 +517,27 @@ class SettingsMenu:
 
     async def _channel_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE,
                                 chat: Chat, channel: str, args: list[str]) -> None:
-        """/settings @channel [form]: an operator reads or changes a channel's settings.
+        """/settings @channel [form]: an operator or the channel's admin (checked with
+        Telegram now) reads or changes a channel's settings.
 
         Telegram does not hand commands posted in a channel to the bot as commands, so a
-        channel's settings are changed from the operator's own chat. The reply is the
-        settings text without buttons: pressed here, they would change this chat.
+        channel's settings are changed from a private chat. The reply is the settings
+        text without buttons: pressed here, they would change this chat.
         """
         message = update.effective_message
         user = update.effective_user
         assert message is not None
-        if not self.deps.is_operator(user.id if user else None):
-            log.warning("user %s tried to change the settings of %s",
-                        user.id if user else None, channel)
-            await message.reply_text(tr(COMMON, chat.lang, "operators_only"))
-            return
         target = await self._subscribed_channel(context, channel)
         name = escape(channel)
         if target is None:
             await message.reply_html(tr(TEXTS, chat.lang, "channel_unknown", channel=name))
+            return
+        if not await may_manage_channel(context.bot, self.deps, user.id if user else None,
+                                        target.chat_id):
+            log.warning("user %s tried to change the settings of %s",
+                        user.id if user else None, channel)
+            await message.reply_text(tr(TEXTS, chat.lang, "channel_admins_only",
+                                        channel=channel))
             return
         note = ""
         what, rest = _form(args) if args else ("", "")
@@ -496,11 +584,20 @@ class SettingsMenu:
         """The one place a change is applied: the chat as it now is, the note that
         confirms it and the view to show. ``tell_unchanged``: a tap that changes nothing
         says so (a typed form confirms anyway)."""
-        if tell_unchanged and all(getattr(chat, k) == v for k, v in change.values.items()):
-            note = (self._daily_note(chat) if change.values.get("mode") == "daily"
+        values = applied(change, chat.mode)
+        unchanged = all(getattr(chat, k) == v for k, v in values.items())
+        if unchanged and (tell_unchanged or change.setting == "pause"):
+            note = (self._daily_note(chat) if chat.scheduled and change.setting == "mode"
+                    and values.get("mode") != "instant"
                     else tr(TEXTS, chat.lang, "unchanged"))
             return chat, note, change.view
-        chat = await self._update(chat.chat_id, **change.values)
+        was_paused = chat.paused
+        chat = await self._update(chat.chat_id, **values)
+        if was_paused and not chat.paused:
+            waiting, listed = await self.deps.delivery.resume(chat)
+            key = ("set_resumed_none" if not waiting
+                   else "set_resumed_list" if listed else "set_resumed")
+            return chat, tr(TEXTS, chat.lang, key, n=waiting), change.view
         return chat, self._note(chat, change), change.view
 
     def _note(self, chat: Chat, change: Change) -> str:
@@ -518,11 +615,19 @@ class SettingsMenu:
             return tr(TEXTS, lang, f"set_{setting}", words=escape(", ".join(words)))
         if setting == "style":
             return tr(TEXTS, lang, "set_style", style=tr(TEXTS, lang, chat.style))
+        if setting == "silent":
+            return tr(TEXTS, lang, "set_silent" if chat.silent else "set_sound")
+        if setting == "pause":
+            return tr(TEXTS, lang, "set_paused")
+        if setting == "weekly":
+            return tr(TEXTS, lang, "set_weekly_on" if chat.weekly else "set_weekly_off",
+                      time=escape(self._time(chat, marked=False)),
+                      tz=escape(self._tz(chat, marked=False)))
         return tr(TEXTS, lang, "set_lang")
 
     def _daily_note(self, chat: Chat) -> str:
-        return tr(TEXTS, chat.lang, "set_daily", time=escape(self._time(chat)),
-                  tz=escape(self._tz(chat, marked=False)))
+        return tr(TEXTS, chat.lang, "set_digest" if chat.mode == "digest" else "set_daily",
+                  time=escape(self._time(chat)), tz=escape(self._tz(chat, marked=False)))
 
     async def _reply(self, message: Message, menu: Menu) -> None:
         await message.reply_html(menu.html, reply_markup=menu.keyboard)

@@ -3,8 +3,6 @@ and channels subscribed by an operator."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 
 from telegram import Message, Update
@@ -12,10 +10,18 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.domain.deeplinks import SubscribeLink, link_tag, subscribe_link
 from bot.domain.models import Chat, TagInfo
 from bot.domain.tgtext import escape, split_html, truncate
 from bot.errors import UnknownTag
-from bot.tg.chats import ANSWER_LEN, channel_ref, current_chat, may_manage, thread_of
+from bot.tg.chats import (
+    ANSWER_LEN,
+    channel_ref,
+    current_chat,
+    may_manage,
+    may_manage_channel,
+    thread_of,
+)
 from bot.tg.deps import Deps
 from bot.tg.keyboards import (
     parse_toggle_page,
@@ -44,17 +50,23 @@ TEXTS = {
         "toggled_on": "Following {tag}",
         "toggled_off": "Stopped following {tag}",
         "tags_title": "<b>Topics</b> ({count})",
-        "tag_line": "{mark}<b>{name}</b> — {papers}, last {last}",
+        "tag_line": "{mark}<a href=\"{link}\">{name}</a> — {papers}, last {last}",
         "tag_papers_one": "1 paper",
         "tag_papers_many": "{n} papers",
-        "tags_footer": "✅ = followed here. /subscribe NAME to follow, /tag NAME to browse.",
+        "tags_footer": "✅ = followed here. /subscribe NAME to follow, /tag NAME to browse.\n"
+                       "🔗 Each name is a share link: whoever opens it follows that topic in "
+                       "their own chat with me.",
         "channel_usage": "Send /subscribe @channel [topics] to subscribe a channel.",
         "channel_unknown": "I can't find {channel}, or I'm not a member of it.",
         "channel_not_admin": "Make me an admin of {channel} with the right to post, then try "
                              "again.",
         "channel_done": "✅ {channel} now receives {what}.",
         "channel_off": "🔕 {channel} no longer receives papers.",
+        "channel_admins_only": "Only an admin of {channel} (or the bot's operator) can change "
+                               "what it receives.",
         "everything": "everything",
+        "link_gone": "This link's topic is no longer in the archive; /tags lists the topics "
+                     "there are.",
     },
     "zh": {
         "choose": "点击主题即可订阅或取消（✅ = 已订阅）。",
@@ -69,16 +81,19 @@ TEXTS = {
         "toggled_on": "已订阅 {tag}",
         "toggled_off": "已取消 {tag}",
         "tags_title": "<b>主题</b>（{count}）",
-        "tag_line": "{mark}<b>{name}</b> — {papers}，最近 {last}",
+        "tag_line": "{mark}<a href=\"{link}\">{name}</a> — {papers}，最近 {last}",
         "tag_papers_one": "1 篇",
         "tag_papers_many": "{n} 篇",
-        "tags_footer": "✅ = 本聊天已订阅。/subscribe 主题 订阅，/tag 主题 浏览。",
+        "tags_footer": "✅ = 本聊天已订阅。/subscribe 主题 订阅，/tag 主题 浏览。\n"
+                       "🔗 每个主题名都是分享链接：打开的人会在与我的私聊中订阅该主题。",
         "channel_usage": "发送 /subscribe @频道 [主题] 为频道订阅。",
         "channel_unknown": "找不到 {channel}，或我不是其成员。",
         "channel_not_admin": "请先把我设为 {channel} 的管理员并允许发消息，然后重试。",
         "channel_done": "✅ {channel} 将收到{what}。",
         "channel_off": "🔕 {channel} 不再接收论文。",
+        "channel_admins_only": "只有 {channel} 的管理员（或机器人的运营者）可以修改它的订阅。",
         "everything": "全部主题",
+        "link_gone": "此链接的主题已不在资料库中；/tags 查看现有主题。",
     },
 }
 
@@ -91,19 +106,6 @@ def split_tag_args(text: str) -> list[str]:
     if "," in text or "，" in text:
         return [p.strip() for p in text.replace("，", ",").split(",") if p.strip()]
     return text.split()
-
-
-def decode_link_tag(payload: str) -> list[str]:
-    """Candidates for a deep-link tag: as written, and base64url (for CJK names)."""
-    candidates = [payload]
-    try:
-        padded = payload + "=" * (-len(payload) % 4)
-        decoded = base64.urlsafe_b64decode(padded).decode("utf-8")
-        if decoded.isprintable():
-            candidates.append(decoded)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    return candidates
 
 
 class Subscriptions:
@@ -220,33 +222,44 @@ class Subscriptions:
                                  + "\n" + self._following(chat))
 
     async def subscribe_by_link(self, update: Update, context: ContextTypes.DEFAULT_TYPE,
-                                payload: str) -> None:
-        """`t.me/<bot>?start=sub-<tag>`: the tag as written (spaces dropped) or base64url."""
+                                link: SubscribeLink) -> None:
+        """A share link (`/start sub-…`, bot.domain.deeplinks) subscribes this chat: the
+        opener's private chat, or the group a `?startgroup=` link added the bot to."""
         message = update.effective_message
         assert message is not None
         chat = await current_chat(update, self.deps)
         if not await may_manage(update, context.bot, self.deps):
             await message.reply_text(tr(COMMON, chat.lang, "admins_only"))
             return
-        if payload.lower() in EVERYTHING:
+        if link.everything:
             await self.deps.chats.subscribe(chat.chat_id, everything=True,
                                             thread_id=thread_of(update))
             await message.reply_text(tr(TEXTS, chat.lang, "subscribed_all"))
             return
-        error: UnknownTag | None = None
-        for candidate in decode_link_tag(payload):
-            try:
-                tag = await self.deps.archive.resolve_tag(candidate)
-            except UnknownTag as exc:
-                error = error or exc
-                continue
-            chat = await self.deps.chats.subscribe(chat.chat_id, [tag],
-                                                   thread_id=thread_of(update))
-            await message.reply_text(tr(TEXTS, chat.lang, "subscribed", tags=tag) + "\n"
-                                     + self._following(chat))
+        tag = await self._link_tag(link)
+        if isinstance(tag, UnknownTag):  # gone from the archive since the link was made
+            if link.names:
+                await self._unknown(update, chat, tag)
+            else:
+                await message.reply_text(tr(TEXTS, chat.lang, "link_gone"))
             return
-        assert error is not None
-        await self._unknown(update, chat, error)
+        chat = await self.deps.chats.subscribe(chat.chat_id, [tag], thread_id=thread_of(update))
+        await message.reply_text(tr(TEXTS, chat.lang, "subscribed", tags=tag) + "\n"
+                                 + self._following(chat))
+
+    async def _link_tag(self, link: SubscribeLink) -> str | UnknownTag:
+        """The tag a share link names: exactly (bot.domain.deeplinks) or, for an older
+        hand-made link, as the archive matches names (ignoring case and spaces)."""
+        tag = link_tag(link, [t.name for t in await self.deps.archive.tags()])
+        if tag is not None:
+            return tag
+        error = UnknownTag(link.names[0] if link.names else "")
+        for i, candidate in enumerate(link.names):
+            try:
+                return await self.deps.archive.resolve_tag(candidate)
+            except UnknownTag as exc:
+                error = exc if i == 0 else error
+        return error
 
     async def toggle(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A tap on the toggle keyboard (sb:<key>, sb:*, sb:-, sb:menu)."""
@@ -325,11 +338,14 @@ class Subscriptions:
         if not infos:
             await message.reply_text(tr(COMMON, chat.lang, "no_papers"))
             return
-        # One message per 4096 units and 100 entities: a long tag list would be refused.
-        for part in split_html(self.render_tags(infos, chat)):
+        # One message per 4096 units and 100 entities (each linked name is one): a long
+        # tag list would be refused, or lose its links past the 100th.
+        for part in split_html(self.render_tags(infos, chat, context.bot.username)):
             await message.reply_html(part)
 
-    def render_tags(self, infos: list[TagInfo], chat: Chat) -> str:
+    def render_tags(self, infos: list[TagInfo], chat: Chat, bot: str) -> str:
+        """One line per tag; the name links to the private-chat link subscribing whoever
+        opens it (in a group too: sharing a topic is a personal invitation)."""
         lines = [tr(TEXTS, chat.lang, "tags_title", count=len(infos))]
         for info in infos:
             mark = "✅ " if chat.all_topics or info.name in chat.tags else "▫️ "
@@ -337,6 +353,7 @@ class Subscriptions:
             papers = tr(TEXTS, chat.lang, "tag_papers_one" if info.papers == 1
                         else "tag_papers_many", n=info.papers)
             lines.append(tr(TEXTS, chat.lang, "tag_line", mark=mark, name=escape(info.name),
+                            link=escape(subscribe_link(bot, info.name), quote=True),
                             papers=papers, last=last))
         lines.append("")
         lines.append(tr(TEXTS, chat.lang, "tags_footer"))
@@ -344,15 +361,11 @@ class Subscriptions:
 
     async def _channel(self, update: Update, context: ContextTypes.DEFAULT_TYPE, chat: Chat,
                        channel: str, names: list[str], *, subscribe: bool) -> None:
-        """An operator subscribes a channel where the bot is an admin."""
+        """An operator, or an admin of the channel (checked with Telegram now), subscribes
+        a channel where the bot is an admin."""
         message = update.effective_message
         user = update.effective_user
         assert message is not None
-        if not self.deps.is_operator(user.id if user else None):
-            log.warning("user %s tried to manage channel %s", user.id if user else None,
-                        channel)
-            await message.reply_text(tr(COMMON, chat.lang, "operators_only"))
-            return
         ref = channel_ref(channel)
         if ref is None:
             await message.reply_text(tr(TEXTS, chat.lang, "channel_unknown", channel=channel))
@@ -365,6 +378,13 @@ class Subscriptions:
             return
         if target.type != ChatType.CHANNEL and target.type != ChatType.SUPERGROUP:
             await message.reply_text(tr(TEXTS, chat.lang, "channel_unknown", channel=channel))
+            return
+        if not await may_manage_channel(context.bot, self.deps, user.id if user else None,
+                                        target.id):
+            log.warning("user %s tried to manage channel %s but is neither an operator nor "
+                        "its admin", user.id if user else None, channel)
+            await message.reply_text(tr(TEXTS, chat.lang, "channel_admins_only",
+                                        channel=channel))
             return
         can_post = member.status == ChatMemberStatus.OWNER or (
             member.status == ChatMemberStatus.ADMINISTRATOR
