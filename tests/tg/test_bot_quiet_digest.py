@@ -283,6 +283,19 @@ async def test_a_channel_admin_manages_their_channel_from_a_private_chat(
     [listing] = s.sent_to(channel.id)[before:]
     assert listing.disable_notification
     assert (listing.plain_text or "").startswith("📚 Digest C · 2024-07-03 · 2 new papers")
+    # A reader's tap is answered privately: never by posting into the channel.
+    reader = s.user("Channel Reader")
+    query = s.press_button(channel, reader, listing.message_id, "pp:2407.0003")
+    await bot.settle()
+    assert s.callback_answers[query].show_alert
+    assert "open a chat with @" in (s.callback_answers[query].text or "")
+    reader_chat = s.private_chat(reader)
+    await command(bot, reader_chat, reader, "/start")
+    query = s.press_button(channel, reader, listing.message_id, "pp:2407.0003")
+    await bot.settle()
+    assert s.callback_answers[query].text == "Sent to you in our private chat."
+    assert (s.sent_to(reader_chat.id)[-1].plain_text or "").startswith("0 paper number 3")
+    assert s.sent_to(channel.id)[-1].message_id == listing.message_id
     # Rights are checked with Telegram each time: a former admin is refused.
     s.set_member(channel, admin, "member")
     reply = await command(bot, private, admin, "/unsubscribe @adminpapers")

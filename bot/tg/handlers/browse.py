@@ -88,6 +88,9 @@ TEXTS = {
         "no_analysis": "This paper has no analysis.",
         "no_figures": "This paper has no figures.",
         "not_here": "Open this paper in a chat with me: send /paper {id}",
+        "start_me_first": "A channel's buttons answer you privately: open a chat with "
+                          "@{bot}, press Start, then tap again.",
+        "sent_privately": "Sent to you in our private chat.",
         "not_in_archive": ("{id} is not in the archive (yet): no digest has listed it. "
                            '<a href="{url}">arXiv:{id}</a>'),
         "hint": "Type words to search the archive, paste an arXiv link to open its "
@@ -130,6 +133,9 @@ TEXTS = {
         "no_analysis": "这篇论文没有解读。",
         "no_figures": "这篇论文没有截图。",
         "not_here": "请在与我的聊天中查看：发送 /paper {id}",
+        "start_me_first": "频道中的按钮会私下回复您：请先打开与 @{bot} 的聊天并点击“开始”，"
+                          "然后再点一次。",
+        "sent_privately": "已在私聊中发给您。",
         "not_in_archive": "资料库中（还）没有 {id}：尚无日报收录。"
                           '<a href="{url}">arXiv:{id}</a>',
         "hint": "直接输入关键词即可搜索资料库，粘贴 arXiv 链接可打开论文，/help 查看更多。",
@@ -435,7 +441,9 @@ class Browse:
 
     async def open_paper(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """pp:<id> sends the card, an:<id> the analysis, fg:<id> the figures, into the chat
-        (and forum topic) of the message whose button was pressed."""
+        (and forum topic) of the message whose button was pressed. A channel is not its
+        readers' to post into: a press there is answered in the presser's private chat
+        with the bot (or with a request to start one)."""
         query = update.callback_query
         assert query is not None
         parsed = parse_callback(query.data or "")
@@ -449,6 +457,17 @@ class Browse:
                                show_alert=True)
             return
         chat = await current_chat(update, self.deps)
+        thread = thread_of(update)
+        privately = chat.kind == ChatType.CHANNEL
+        if privately:
+            reader = await self.deps.chats.get(query.from_user.id)
+            if reader is None or not reader.active:
+                lang = lang_of(query.from_user.language_code)
+                await query.answer(truncate(tr(TEXTS, lang, "start_me_first",
+                                               bot=context.bot.username), ANSWER_LEN),
+                                   show_alert=True)
+                return
+            chat, thread = reader, None
         found = await self.deps.archive.get_paper(parsed[1])
         if found is None:
             await query.answer(truncate(tr(COMMON, chat.lang, "not_found", what=parsed[1]),
@@ -456,7 +475,6 @@ class Browse:
                                show_alert=True)
             return
         action = parsed[0]
-        thread = thread_of(update)
         parts = await analysis_parts(found) if action == CB_ANALYSIS else []
         if action == CB_ANALYSIS and not parts:
             await query.answer(tr(TEXTS, chat.lang, "no_analysis"), show_alert=True)
@@ -464,7 +482,7 @@ class Browse:
         if action == CB_FIGURES and not render_figures(found):
             await query.answer(tr(TEXTS, chat.lang, "no_figures"), show_alert=True)
             return
-        await query.answer()
+        await query.answer(tr(TEXTS, chat.lang, "sent_privately") if privately else None)
         # The analysis (several messages, a second apart in a private chat) and the album
         # are sent in the background: the chat's next update need not wait for them.
         if action == CB_ANALYSIS:
