@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import fanout, ingest, interactive, memory, related, search
+from bench import fanout, ingest, interactive, landing, memory, related, search
 from bench.common import FULL, QUICK, Row, Workspace, machine, write_json
 
 BENCHES: dict[str, Callable[..., list[Row]]] = {
@@ -33,6 +33,7 @@ BENCHES: dict[str, Callable[..., list[Row]]] = {
     "interactive": interactive.run,
     "faults": fanout.run_faults,
     "related": related.run,
+    "landing": landing.run,
 }
 
 
