@@ -22,7 +22,7 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import BaseUpdateProcessor
 
-from bot.tg.keyboards import PERSONAL_BUTTONS
+from bot.tg.keyboards import CHANNEL_PERSONAL_BUTTONS, PERSONAL_BUTTONS
 
 MAX_RUNNING = 64
 """Handlers running at once: enough that handlers waiting for a message slot (30 a
@@ -44,15 +44,18 @@ def update_key(update: object) -> Hashable | None:
     order with their private chat, so what they send is counted (bot.tg.throttle) in
     the order they sent it. So are presses of a personal button (☆ Save) in a group or
     channel: they change only the presser's own state, and a hundred people saving one
-    channel card must not wait for each other.
+    channel card must not wait for each other; and a channel post's paper buttons,
+    which are answered in the presser's private chat.
     """
     if not isinstance(update, Update):
         return None
     chat = update.effective_chat
     query = update.callback_query
-    if (query is not None and chat is not None and chat.type != ChatType.PRIVATE
-            and (query.data or "").startswith(PERSONAL_BUTTONS)):
-        return query.from_user.id
+    if query is not None and chat is not None and chat.type != ChatType.PRIVATE:
+        data = query.data or ""
+        if data.startswith(PERSONAL_BUTTONS) or (
+                chat.type == ChatType.CHANNEL and data.startswith(CHANNEL_PERSONAL_BUTTONS)):
+            return query.from_user.id
     if chat is not None:
         return chat.id
     user = update.effective_user
