@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.domain.limits import Limits
 from bot.redaction import RedactingFilter, Redactor
 from bot.services.ingest import DeleteGuard, Ingestor
+from bot.services.related import Related
 from bot.services.scan import ScanStatus
 from bot.services.trends import Trends
 from bot.storage.chats import ChatRepo
@@ -23,6 +24,7 @@ from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.outbox import OutboxRepo
 from bot.storage.repository import ArchiveRepo
 from bot.storage.saved import SavedRepo
+from bot.storage.vectors import VectorRepo
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,8 @@ class Services:
     scan_status: ScanStatus
     saved: SavedRepo
     trends: Trends  # the trend charts and their cache, shared by everyone in the process
+    vectors: VectorRepo
+    related: Related  # the papers' vectors and the index "Related" searches, in memory
 
 
 def build_services(settings: Settings) -> Services:
@@ -50,6 +54,7 @@ def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     archive = ArchiveRepo(sessions)
+    vectors = VectorRepo(sessions)
     ingestor = Ingestor(archive, settings.digest_dir, blog_base_url=settings.blog_base_url,
                         guard=DeleteGuard(settings.delete_guard_share,
                                           settings.delete_guard_min),
@@ -57,7 +62,8 @@ def build_services(settings: Settings) -> Services:
                         limits=Limits(settings.analysis_max_bytes, settings.figures_max))
     return Services(settings, engine, archive, ChatRepo(sessions), OutboxRepo(sessions),
                     ingestor, ScanStatus(redact=Redactor.from_settings(settings)),
-                    SavedRepo(sessions), trends=Trends(archive))
+                    SavedRepo(sessions), trends=Trends(archive), vectors=vectors,
+                    related=Related(vectors))
 
 
 @asynccontextmanager

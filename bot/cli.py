@@ -28,6 +28,7 @@ from bot.domain.chat_settings import language, style_of
 from bot.domain.models import Appearance, ArchivedPaper, IngestReport
 from bot.domain.parsing import decode_digest, parse_digest
 from bot.domain.query import parse_query
+from bot.domain.related import RelatedPapers
 from bot.domain.rendering import MAX_CALLBACK_BYTES, Button, render_analysis, render_card
 from bot.domain.tgtext import (
     MAX_MESSAGE_LEN,
@@ -36,7 +37,7 @@ from bot.domain.tgtext import (
     validate_telegram_html,
     visible_len,
 )
-from bot.errors import ConfigError, DigestError, PaperfeedError, UnknownTag
+from bot.errors import ConfigError, DigestError, NotFound, PaperfeedError, UnknownTag
 
 app = typer.Typer(
     name="paperfeed",
@@ -139,19 +140,11 @@ def ingest(
     """
     settings = _settings(**({"digest_dir": directory} if directory else {}))
 
-    async def work(services: Services) -> IngestReport:
+    async def work(services: Services) -> tuple[IngestReport, int | str]:
         ingestor = services.ingestor
         if settle is not None:
             ingestor.settle_seconds = settle
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar:
+        with _progress() as bar:
             task = bar.add_task("reading digests", total=None)
             report = await ingestor.scan(lambda done, total: bar.update(task, completed=done,
                                                                         total=total),
@@ -161,12 +154,48 @@ def ingest(
             await services.archive.mark_announced(
                 [a.id for a in await services.archive.unannounced()
                  if (a.arxiv_id, a.digest_path) in stored])
-        return report
+        return report, await _embed_papers(services)
 
-    report = _run(settings, work)
+    report, embedded = _run(settings, work)
     _print_report(report, verbose)
+    if isinstance(embedded, str):
+        out.print(f"[yellow]warning[/yellow] papers not embedded for Related: "
+                  f"{escape_markup(embedded)}; the bot tries again at its next scan")
+    elif embedded:
+        out.print(f"embedded {_papers(embedded)} for Related")
     if report.skipped and report.skipped[0][1] == "digest folder does not exist":
         raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    """A progress bar on standard error, shown only on a terminal."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+async def _embed_papers(services: Services) -> int | str:
+    """Embed the papers that lack a vector, with the model loaded in this process (it
+    ends soon anyway): how many, or why not (the model missing), as a warning."""
+    from bot.services.embedding import Embedder, ModelMissing
+    from bot.services.related import Related
+
+    related = Related(services.vectors, Embedder().embed_papers)
+    missing = await services.vectors.count_missing(related.model)
+    if not missing:
+        return 0
+    try:
+        with _progress() as bar:
+            task = bar.add_task("embedding papers", total=missing)
+            return await related.refresh(lambda done: bar.update(task, completed=done))
+    except ModelMissing as exc:
+        return str(exc)
 
 
 def _paper_json(paper: ArchivedPaper) -> dict[str, Any]:
@@ -253,6 +282,51 @@ def search(
         last = hit.paper.last_seen
         table.add_row(hit.paper.arxiv_id, last.isoformat() if last else "",
                       hit.paper.paper.title, ", ".join(hit.paper.tags))
+    out.print(table)
+
+
+@app.command()
+def related(
+    arxiv_id: Annotated[str, typer.Argument(help="An arXiv id or link of a paper in the archive.")],
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many papers.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per paper.")] = False,
+) -> None:
+    """The papers nearest in meaning (title and abstract) to one paper, as the bot's
+    🔗 Related button lists them: date, the tags they share with it, and similarity
+    (cosine, 1 at most). Papers not embedded yet are embedded first."""
+    settings = _settings()
+
+    async def work(services: Services) -> RelatedPapers:
+        await _embed_papers(services)
+        found = await services.related.related(arxiv_id, limit)
+        if found is None:
+            raise NotFound(f"no paper {arxiv_id!r} in the archive")
+        return found
+
+    found = _run(settings, work)
+    if not found.ready:
+        err.print(f"[red]error:[/red] {found.paper.arxiv_id} has no vector yet: the model "
+                  "could not be loaded (see the warning above)")
+        raise typer.Exit(1)
+    if as_json:
+        for item in found.papers:
+            line = {**_paper_json(item.paper), "score": round(item.score, 4),
+                    "shared_tags": list(item.shared_tags)}
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return
+    if not found.papers:
+        out.print("no other papers in the archive")
+        return
+    table = Table(title=f"related to {found.paper.arxiv_id} "
+                        f"{escape_markup(found.paper.paper.title)}")
+    for column in ("arXiv", "date", "title", "shared tags"):
+        table.add_column(column)
+    table.add_column("score", justify="right")
+    for item in found.papers:
+        first = item.paper.first_seen
+        table.add_row(item.paper.arxiv_id, first.isoformat() if first else "",
+                      escape_markup(item.paper.paper.title), ", ".join(item.shared_tags),
+                      f"{item.score:.3f}")
     out.print(table)
 
 

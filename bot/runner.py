@@ -61,13 +61,17 @@ class Assembly:
     active: ActiveInstance
 
 
-def assemble(settings: Settings, *, elected: bool = False,
+def assemble(settings: Settings, *, elected: bool = False, embed_after_scan: bool = False,
              **builder_options: Any) -> Assembly:
     """Build every part once; nothing connects until the Application starts.
 
     ``elected``: delivery sends only while this process is the active instance (as
     `paperfeed run` does, whose jobs hold the election); without it, as in the
     in-process tests that call the services themselves, it always may.
+    ``embed_after_scan``: each scan, once delivery has queued its papers, starts
+    embedding the papers that lack a vector in the background (`Related.refresh_soon`),
+    as `paperfeed run` does; the end-to-end tests leave it off and refresh when they
+    choose to, as they scan and drain.
     """
     services = build_services(settings)
     archive, chats, outbox = services.archive, services.chats, services.outbox
@@ -90,7 +94,10 @@ def assemble(settings: Settings, *, elected: bool = False,
 
     async def deliver_new(report: IngestReport) -> None:
         # Not only this scan's papers: whatever is stored and not yet queued.
-        if await delivery.announce_pending():
+        queued = await delivery.announce_pending()
+        if embed_after_scan:  # after the queueing, so the first cards never wait for it
+            services.related.refresh_soon()
+        if queued:
             await delivery.drain()
 
     deps.scan_status.hooks.append(deliver_new)
@@ -143,6 +150,9 @@ async def _prepare(parts: Assembly) -> None:
     if not settings.digest_dir.is_dir():
         log.warning("digest folder %s does not exist yet; scanning it every %ss anyway",
                     settings.digest_dir, settings.scan_interval)
+    # Papers stored before "Related" existed, or by an ingest since: embedded in the
+    # background (a child process), so neither the start nor any answer waits for it.
+    parts.deps.related.refresh_soon()
     await startup(parts.app, parts.deps)
     log.info("paperfeed running as @%s", parts.app.bot.username)
 
@@ -210,9 +220,10 @@ def _run_polling(settings: Settings) -> None:
         for server in servers:
             await server.stop()
         await holder[0].active.resign()  # the jobs have stopped: nobody renews it again
+        await holder[0].deps.related.close()
         await holder[0].engine.dispose()
 
-    parts = assemble(settings, elected=True, post_init=post_init,
+    parts = assemble(settings, elected=True, embed_after_scan=True, post_init=post_init,
                      post_shutdown=post_shutdown)
     holder.append(parts)
     watcher = register_jobs(parts.app, parts.services, parts.deps.delivery, parts.active)
@@ -239,7 +250,7 @@ async def _serve_webhook(settings: Settings) -> None:
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     if url is None or secret is None:  # pragma: no cover - Settings guarantees both
         raise _CannotStart("WEBHOOK_URL and WEBHOOK_SECRET must both be set")
-    parts = assemble(settings, elected=True, updater=None)
+    parts = assemble(settings, elected=True, embed_after_scan=True, updater=None)
     watcher = register_jobs(parts.app, parts.services, parts.deps.delivery, parts.active)
     app = parts.app
     stop = asyncio.Event()
@@ -285,6 +296,7 @@ async def _serve_webhook(settings: Settings) -> None:
                     await watcher.stop()
                 await app.stop()
                 await parts.active.resign()  # after the jobs stopped: none renews it
+                await parts.deps.related.close()
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)

@@ -18,6 +18,7 @@ become one space. Only the long analysis is rendered as markdown.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -47,6 +48,7 @@ __all__ = [
     "CB_BIBTEX",
     "CB_CARD",
     "CB_FIGURES",
+    "CB_RELATED",
     "CB_SAVE",
     "MAX_FIGURES",
     "Button",
@@ -79,6 +81,8 @@ CB_BIBTEX = "bx"
 """Callback prefix of the "BibTeX" button: ``bx:<arxiv_id>``."""
 CB_SAVE = "sv"
 """Callback prefix of the ☆ Save / ⭐ Saved button: ``sv:<arxiv_id>``."""
+CB_RELATED = "rl"
+"""Callback prefix of the "Related" button (the papers nearest in meaning): ``rl:<arxiv_id>``."""
 SAVED_MARK = "⭐"
 """What a save button shows first once the paper is saved (``☆`` before)."""
 MAX_CALLBACK_BYTES = 64
@@ -114,6 +118,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "blog_button": "📝 Blog",
         "save_button": "☆ Save",
         "saved_button": "⭐ Saved",
+        "related_button": "🔗 Related",
     },
     "zh": {
         "summary": "总结：",
@@ -132,6 +137,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "blog_button": "📝 博客",
         "save_button": "☆ 收藏",
         "saved_button": "⭐ 已收藏",
+        "related_button": "🔗 相关",
     },
 }
 
@@ -453,10 +459,10 @@ def render_card(
 
     ``appearance`` also selects the digest whose blog post is linked (when
     ``blog_base_url`` is set). Buttons, two rows of at most four short labels: analysis and
-    figures (callbacks ``an:<id>``, ``fg:<id>``, only when there is something to show)
-    and save (``sv:<id>``, ``⭐ Saved`` when ``saved``, else ``☆ Save``: a card sent to
-    many chats shows the default); then BibTeX (``bx:<id>``), arXiv page, PDF and blog
-    post (URLs).
+    figures (callbacks ``an:<id>``, ``fg:<id>``, only when there is something to show),
+    save (``sv:<id>``, ``⭐ Saved`` when ``saved``, else ``☆ Save``: a card sent to
+    many chats shows the default) and related papers (``rl:<id>``); then BibTeX
+    (``bx:<id>``), arXiv page, PDF and blog post (URLs).
     """
     p = paper.paper
     lab = _labels(lang)
@@ -502,6 +508,9 @@ def render_card(
     cb = callback_data(CB_SAVE, p.arxiv_id)
     if cb:
         first.append(Button(save_label(saved, lang), callback=cb))
+    cb = callback_data(CB_RELATED, p.arxiv_id)
+    if cb:
+        first.append(Button(lab["related_button"], callback=cb))
     second: list[Button] = []
     cb = callback_data(CB_BIBTEX, p.arxiv_id)
     if cb:
@@ -540,18 +549,20 @@ def render_analysis(paper: ArchivedPaper | Paper, limit: int = MAX_MESSAGE_LEN) 
     return split_html(f"{header}\n\n{body}", limit)
 
 
-def render_result_line(paper: ArchivedPaper, index: int) -> str:
+def render_result_line(paper: ArchivedPaper, index: int,
+                       tags: Sequence[str] | None = None) -> str:
     """One line for a search result list: ``N. <b>title</b> · date · #tags``.
 
     The title is cut to about 80 characters and at most 3 hashtags are shown (they are
-    clickable in Telegram, which makes them a cheap way to refine a search).
+    clickable in Telegram, which makes them a cheap way to refine a search): the paper's
+    own tags, or ``tags`` when given (a related paper shows those it shares).
     """
     p = paper.paper
     title = truncate(_plain(p.title) or _plain(p.arxiv_id), RESULT_TITLE_LEN)
     parts = [f"{index}. <b>{escape(title)}</b>"]
     if paper.first_seen:
         parts.append(paper.first_seen.isoformat())
-    tags = _hashtags(paper.tags)[:RESULT_TAGS]
+    tags = _hashtags(list(paper.tags if tags is None else tags))[:RESULT_TAGS]
     if tags:
         parts.append(escape(" ".join(tags)))
     return " · ".join(parts)

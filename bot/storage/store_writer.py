@@ -24,6 +24,7 @@ from bot.storage.store_plan import (
     plan_store,
 )
 from bot.storage.tables import PAPER_FIELDS, AppearanceRow, Base, DigestFileRow, PaperRow
+from bot.storage.vectors import EMBEDDED_FIELDS, forget_vectors
 
 _papers = Base.metadata.tables["papers"]
 _apps = Base.metadata.tables["appearances"]
@@ -95,6 +96,11 @@ async def _execute(
             [{"b_id": p.id, **p.values, "source_path": p.source}
              for p in plan.papers_to_update],
         )
+        # A vector goes with the text it was made from: the next refresh embeds it again.
+        before = {p.id: p.values for p in stored.papers.values()}
+        await forget_vectors(session, [
+            p.id for p in plan.papers_to_update
+            if any(p.values[f] != before.get(p.id, {}).get(f) for f in EMBEDDED_FIELDS)])
     if plan.sources_to_clear:
         await session.execute(
             update(_papers)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -378,3 +379,22 @@ class SavedPaperRow(Base):
     abs_url: Mapped[str]
     first_date: Mapped[dt.date | None]
     saved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class PaperVectorRow(Base):
+    """A paper's vector for "Related" (migration 0010): its int8 codes, one byte per
+    dimension (bot/domain/neighbours.py), and the model that made them.
+
+    A row of another model counts as missing, so a model change embeds every paper
+    again. The row goes with its paper (ON DELETE CASCADE), and with the text it was made
+    from: a new title or abstract deletes it (store_writer.py), and the next refresh
+    embeds the paper again.
+    """
+
+    __tablename__ = "paper_vectors"
+
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    model: Mapped[str] = mapped_column(String(128))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

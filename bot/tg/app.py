@@ -30,6 +30,7 @@ from bot.tg.handlers.admin import Admin
 from bot.tg.handlers.browse import Browse
 from bot.tg.handlers.inline import Inline
 from bot.tg.handlers.membership import Membership
+from bot.tg.handlers.related import RelatedButton
 from bot.tg.handlers.repost import Repost
 from bot.tg.handlers.saved import Saved
 from bot.tg.handlers.settings import SettingsMenu
@@ -96,6 +97,7 @@ def register_handlers(app: AnyApp, deps: Deps) -> None:
     app.add_handler(CommandHandler("paper", browse.paper))
     app.add_handler(CallbackQueryHandler(browse.turn_page, pattern=r"^pg:"))
     app.add_handler(CallbackQueryHandler(browse.open_paper, pattern=r"^(pp|an|fg|bx):"))
+    app.add_handler(CallbackQueryHandler(RelatedButton(deps).press, pattern=r"^rl:"))
     app.add_handler(CommandHandler("trends", TrendCharts(deps).trends))
     app.add_handler(CommandHandler("saved", saved.saved))
     app.add_handler(CallbackQueryHandler(saved.button, pattern=r"^sv:"))

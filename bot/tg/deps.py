@@ -10,6 +10,7 @@ from bot.bootstrap import Services
 from bot.config import Settings
 from bot.services.delivery import Delivery
 from bot.services.ingest import Ingestor
+from bot.services.related import Related
 from bot.services.scan import ScanStatus
 from bot.services.trends import Trends
 from bot.storage.chats import ChatRepo
@@ -30,13 +31,14 @@ class Deps:
     delivery: Delivery
     saved: SavedRepo
     trends: Trends
+    related: Related
     scan_status: ScanStatus = field(default_factory=ScanStatus)
 
     @classmethod
     def of(cls, services: Services, delivery: Delivery) -> Deps:
         return cls(services.settings, services.archive, services.chats, services.ingestor,
                    services.outbox, delivery, services.saved, services.trends,
-                   services.scan_status)
+                   services.related, services.scan_status)
 
     def is_operator(self, user_id: int | None) -> bool:
         """An admin of the bot itself (ADMIN_IDS), not of a group."""

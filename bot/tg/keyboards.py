@@ -7,6 +7,7 @@ Callback data scheme (prefix : payload):
     sv:<arxiv id>        save or unsave it, for whoever pressed (rendering.CB_SAVE)
     sv:p:<n>             page n of /saved (the presser's own list)
     sv:f:bib|links       the saved list as a .bib file, or as links
+    rl:<arxiv id>        the 5 papers nearest in meaning  (rendering.CB_RELATED)
     pp:<arxiv id>        the card of a paper
     pg:<query id>:<n>    page n of a saved search
     sb:<tag key>         toggle one tag                   sb:* everything, sb:- nothing

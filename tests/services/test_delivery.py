@@ -605,7 +605,7 @@ async def test_cards_are_rendered_when_sent_with_current_settings(world: World) 
     assert "We study things" not in card
     sent = world.sender.log[1].message
     assert [b.text for row in sent.buttons for b in row] == [
-        "☆ 收藏", "BibTeX", "arXiv", "📄 PDF", "📝 博客"]
+        "☆ 收藏", "🔗 相关", "BibTeX", "arXiv", "📄 PDF", "📝 博客"]
     assert "https://blog.example.org/2024-06-01/NeRF/" in card
 
 

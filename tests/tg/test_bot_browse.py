@@ -195,7 +195,7 @@ async def test_result_button_sends_that_papers_card(bot: BotUnderTest) -> None:
     [card] = await press(bot, chat, user, listing, "pp:2401.00001")
     assert "Radiance Fields for Tiny Teapots" in (card.plain_text or "")
     assert card.callback_data == ["an:2401.00001", "fg:2401.00001", "sv:2401.00001",
-                                  "bx:2401.00001"]
+                                  "rl:2401.00001", "bx:2401.00001"]
     assert bot.server.unanswered_callback_queries() == []
 
 

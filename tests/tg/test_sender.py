@@ -93,7 +93,7 @@ async def test_a_card_arrives_with_html_preview_buttons_and_thread(botapi: FakeB
     assert [[(b["text"], b.get("url") or b.get("callback_data")) for b in row]
             for row in (sent.reply_markup or {})["inline_keyboard"]] == [
         [("📖 Analysis", "an:2406.01234"), ("🖼 Figures (1)", "fg:2406.01234"),
-         ("☆ Save", "sv:2406.01234")],
+         ("☆ Save", "sv:2406.01234"), ("🔗 Related", "rl:2406.01234")],
         [("BibTeX", "bx:2406.01234"), ("arXiv", "https://arxiv.org/abs/2406.01234v2"),
          ("📄 PDF", "https://arxiv.org/pdf/2406.01234v2"),
          ("📝 Blog", "https://blog.example.org/2024-06-01/3DGS/")],

@@ -193,7 +193,8 @@ def test_buttons() -> None:
     assert card.buttons == (
         (Button("📖 Analysis", callback="an:2409.12156"),
          Button("🖼 Figures (2)", callback="fg:2409.12156"),
-         Button("☆ Save", callback="sv:2409.12156")),
+         Button("☆ Save", callback="sv:2409.12156"),
+         Button("🔗 Related", callback="rl:2409.12156")),
         (Button("BibTeX", callback="bx:2409.12156"),
          Button("arXiv", url="https://arxiv.org/abs/2409.12156v1"),
          Button("📄 PDF", url="https://arxiv.org/pdf/2409.12156v1"),
@@ -202,7 +203,8 @@ def test_buttons() -> None:
     old = make_paper(arxiv_id="hep-th/9901001", analysis="", figures=(), abs_url="",
                      pdf_url="https://arxiv.org/pdf/hep-th/9901001v1")
     assert render_card(make_archived(old), lang="zh", saved=True).buttons == (
-        (Button("⭐ 已收藏", callback="sv:hep-th/9901001"),),
+        (Button("⭐ 已收藏", callback="sv:hep-th/9901001"),
+         Button("🔗 相关", callback="rl:hep-th/9901001")),
         (Button("BibTeX", callback="bx:hep-th/9901001"),
          Button("📄 PDF", url="https://arxiv.org/pdf/hep-th/9901001v1")),)
     assert callback_data("an", "hep-th/9901001") == "an:hep-th/9901001"
@@ -430,3 +432,7 @@ def test_render_result_line() -> None:
     assert title_part.endswith("…")
     assert render_result_line(make_archived(make_paper(title="x < y")), 1).startswith(
         "1. <b>x &lt; y</b>")
+    # A related paper shows only the tags it shares (none: no tag part at all).
+    paper = make_archived(make_paper(title="T"), a, b)
+    assert plain(render_result_line(paper, 1, tags=("3DGS",))) == "1. T · 2024-01-24 · #3DGS"
+    assert plain(render_result_line(paper, 1, tags=())) == "1. T · 2024-01-24"
