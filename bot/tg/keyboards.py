@@ -215,7 +215,7 @@ def choice(label: str, data: str, selected: bool) -> InlineKeyboardButton:
 PERSONAL_BUTTONS: Final = ("sv:",)
 """Callback prefixes whose press concerns the presser alone, never the chat it is in
 (bot.tg.concurrency orders them with the presser's private chat)."""
-CHANNEL_PERSONAL_BUTTONS: Final = ("pp:", "an:", "fg:", "bx:")
+CHANNEL_PERSONAL_BUTTONS: Final = ("pp:", "an:", "fg:", "bx:", "rl:")
 """Prefixes that are personal too on a channel post: the answer goes to the presser's
 private chat (bot.tg.handlers.browse), never into the channel."""
 CB_SAVED_PAGE = "sv:p:"

@@ -459,4 +459,5 @@ def test_a_save_press_in_a_shared_chat_is_ordered_with_the_pressers_own_chat() -
     # A channel post's paper buttons answer the presser privately: theirs alone too.
     assert update_key(press_in(channel, "pp:2402.00002")) == 42
     assert update_key(press_in(channel, "an:2402.00002")) == 42
+    assert update_key(press_in(channel, "rl:2402.00002")) == 42
     assert update_key(press_in(channel, "st:mode:daily")) == -1001  # edits the channel's menu
