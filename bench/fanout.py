@@ -58,6 +58,7 @@ from bench.common import (
 )
 from bench.gen import write_new_digest
 from bench.ingest import ensure_archive
+from bench.related import ensure_vectors
 from bot.storage.engine import make_engine
 from bot.storage.tables import ChatRow, SubscriptionRow
 from bot.tg.ratelimit import SEND_LIMIT, SEND_WINDOW
@@ -115,6 +116,7 @@ class FanoutResult:
     stop_seconds: float = 0.0  # SIGTERM to exit
     stopped_at: float = 0.0  # SIGTERM, seconds after the bot started
     log_tail: list[str] = field(default_factory=list)
+    index_line: str = ""  # the bot's "related: index of N papers built" line, if it built one
     lag_p95: float = 0.0  # event-loop lag of the server while it ran (ms)
     lag_max: float = 0.0
     flood_at: list[float] = field(default_factory=list)  # 429 times, s after the first send
@@ -373,6 +375,7 @@ async def run_fanout(ws: Workspace, spec: FanoutSpec, archive: Path,
     result.unrecorded = len(accepted_ids - recorded)
     result.log_tail = [line for line in bot.lines
                        if " WARNING " in line or " ERROR " in line or "CRITICAL" in line][-5:]
+    result.index_line = next((line for line in bot.lines if "related: index of" in line), "")
     if not ws.extras.get("keep"):
         remove_db(db)
         shutil.rmtree(folder, ignore_errors=True)
@@ -481,11 +484,13 @@ def knob_spec(ws: Workspace) -> FanoutSpec:
 
 
 def run_paid(ws: Workspace, log: Log = print) -> FanoutResult:
-    """The paid-broadcast fan-out, once per run (memory reads its peak RSS)."""
+    """The paid-broadcast fan-out, once per run (memory reads its peak RSS), with every
+    feature on: the archive holds its related-paper vectors, so the bot loads their index
+    at start, as a bot that has run for a while does."""
     found = ws.extras.get("fanout-paid")
     if isinstance(found, FanoutResult):
         return found
-    archive = ensure_archive(ws)
+    archive = ensure_vectors(ws, log)
     result = asyncio.run(run_fanout(ws, specs(ws)[1], archive, log))
     ws.extras["fanout-paid"] = result
     return result

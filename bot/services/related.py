@@ -216,8 +216,11 @@ class Related:
             if len(chunk) < LOAD_CHUNK:
                 break
             after = chunk[-1][0]
-        self._index = await asyncio.to_thread(_built, ids, codes, dim or 0)
+        index = await asyncio.to_thread(_built, ids, codes, dim or 0)
+        self._index = index
         self._synced_at = self._clock()
+        log.info("related: index of %d papers built (%.1f MB)", len(index),
+                 index.nbytes / 2**20)
 
     async def _sync(self) -> None:
         """Bring the index in line with the database (index lock held, index built)."""
