@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import importlib.util
 import multiprocessing
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.domain.models import Paper
+from bot.services.processes import die_with_parent
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -176,7 +178,8 @@ def embed_papers_apart(papers: Sequence[tuple[str, str]]) -> npt.NDArray[np.floa
     if not papers:
         return np.zeros((0, DIM), np.float32)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         vectors: npt.NDArray[np.float32] = pool.submit(_embed_in_child, list(papers)).result()
     return vectors
 
