@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.models import Appearance, ArchivedPaper, Paper
@@ -37,6 +37,16 @@ async def load_archived(session: AsyncSession, ids: Sequence[int]) -> list[Archi
     return [by_id[pid] for pid in dict.fromkeys(ids) if pid in by_id]
 
 
+# Built once (every search loads its page through them), the ids a parameter.
+_PAPERS = select(PaperRow.id, *(getattr(PaperRow, name) for name in PAPER_FIELDS)).where(
+    PaperRow.id.in_(bindparam("ids", expanding=True)))
+_APPEARANCES = (
+    select(AppearanceRow.paper_id, *(getattr(AppearanceRow, name) for name in APPEARANCE_FIELDS))
+    .where(AppearanceRow.paper_id.in_(bindparam("ids", expanding=True)))
+    .order_by(AppearanceRow.date, AppearanceRow.topic, AppearanceRow.position)
+)
+
+
 async def load_archived_by_id(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, ArchivedPaper]:
@@ -44,19 +54,11 @@ async def load_archived_by_id(
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    paper_cols = [PaperRow.id, *(getattr(PaperRow, name) for name in PAPER_FIELDS)]
-    app_cols = [AppearanceRow.paper_id,
-                *(getattr(AppearanceRow, name) for name in APPEARANCE_FIELDS)]
     papers: dict[int, Paper] = {}
     appearances: defaultdict[int, list[Appearance]] = defaultdict(list)
     for part in chunked(wanted):
-        for row in await session.execute(select(*paper_cols).where(PaperRow.id.in_(part))):
+        for row in await session.execute(_PAPERS, {"ids": list(part)}):
             papers[row.id] = paper_from_mapping(row._mapping)
-        rows = await session.execute(
-            select(*app_cols)
-            .where(AppearanceRow.paper_id.in_(part))
-            .order_by(AppearanceRow.date, AppearanceRow.topic, AppearanceRow.position)
-        )
-        for row in rows:
+        for row in await session.execute(_APPEARANCES, {"ids": list(part)}):
             appearances[row.paper_id].append(appearance_from_mapping(row._mapping))
     return {pid: ArchivedPaper(paper, tuple(appearances[pid])) for pid, paper in papers.items()}

@@ -95,16 +95,17 @@ class ArchiveRepo(Repository):
         return (await self.store_digests([(digest, state)]))[0]
 
     async def store_digests(
-        self, files: Sequence[tuple[Digest, FileState]]
+        self, files: Sequence[tuple[Digest | None, FileState]]
     ) -> list[StoreResult]:
         """Store many digest files in one transaction; results in the same order.
 
-        The same as calling store_digest for each in turn, but the statement count
-        does not grow with the number of files: what a first ingest wants.
+        The same as calling store_digest for each in turn (record_skip for a None
+        digest: a file that is not one), but the statement count does not grow with the
+        number of files: what a first ingest wants.
         """
         changes = []
         for digest, state in files:
-            if digest.path != state.path:
+            if digest is not None and digest.path != state.path:
                 raise ValueError(f"digest {digest.path!r} stored under {state.path!r}")
             changes.append(FileChange(state, digest))
         if not changes:
@@ -189,17 +190,20 @@ class ArchiveRepo(Repository):
             return await load_archived(session, [ids[a] for a in wanted if a in ids])
 
     async def search(
-        self, query: SearchQuery, limit: int = 10, offset: int = 0
+        self, query: SearchQuery, limit: int = 10, offset: int = 0,
+        count_up_to: int | None = None,
     ) -> tuple[list[SearchHit], int]:
         """Hits for one page and the total; tags are matched like resolve_tag (an unknown
-        tag simply matches nothing: call resolve_tag first to offer suggestions)."""
+        tag simply matches nothing: call resolve_tag first to offer suggestions).
+        `count_up_to`: count only that far, and past this page (see search.search)."""
         async with self._read() as session:
             if query.tags:
                 canonical = await _canonical_tags(session)
                 tags = tuple(canonical.get(tag_fold(t), t) for t in query.tags)
                 query = SearchQuery(query.text, tags, query.authors, query.arxiv_ids,
                                     query.since, query.until)
-            return await fulltext.search(session, query, limit=limit, offset=offset)
+            return await fulltext.search(session, query, limit=limit, offset=offset,
+                                         count_up_to=count_up_to)
 
     async def papers_by_tag(
         self, tag: str, limit: int = 10, offset: int = 0
@@ -371,21 +375,25 @@ def _arxiv_key(text: str) -> str:
     return norm[0] if norm else text.strip()
 
 
-async def _canonical_tags(session: AsyncSession) -> dict[str, str]:
-    """tag_fold -> tag name, for every topic of a stored digest.
-
-    Every tag filter starts here, so the names are read with one index seek per topic
-    (a recursive "next topic after this one") rather than by scanning every file.
-    """
+def _topic_names() -> Any:
+    """Every topic of a stored digest, with one index seek per topic (a recursive "next
+    topic after this one") rather than by scanning every file."""
     topic = DigestFileRow.topic
     names_cte = select(func.min(topic).label("name")).cte("names", recursive=True)
     following = select(func.min(topic)).where(topic > names_cte.c.name).scalar_subquery()
     names_cte = names_cte.union_all(
         select(following).where(names_cte.c.name.is_not(None))
     )
-    names: Sequence[str | None] = (await session.scalars(
-        select(names_cte.c.name).where(names_cte.c.name.is_not(None))
-    )).all()
+    return select(names_cte.c.name).where(names_cte.c.name.is_not(None))
+
+
+_TOPIC_NAMES: Final = _topic_names()  # built once: every tag search runs it
+
+
+async def _canonical_tags(session: AsyncSession) -> dict[str, str]:
+    """tag_fold -> tag name, for every topic of a stored digest (every tag filter
+    starts here)."""
+    names: Sequence[str | None] = (await session.scalars(_TOPIC_NAMES)).all()
     canonical: dict[str, str] = {}
     for name in sorted(n for n in names if n):
         canonical.setdefault(tag_fold(name), name)

@@ -24,12 +24,23 @@ Ranking very common terms (both dialects). Relevance ranking costs a score per
 matching paper, and 模型 matches 71% of a 100k archive: ranking 70 000 papers to show
 ten took 80-150 ms. So only the newest RANK_WINDOW (2 000) matches, by id, which is
 the order papers arrived in, are ranked by relevance; when more match, the older ones
-follow, newest first. The total is still exact. A term in more than half the archive
-gets almost no weight from bm25 anyway (its idf is clamped to ~0: the order among its
-matches comes from column weights and term counts alone), so what is lost is an older
-paper that would have ranked on page one; a second term, a tag or a date narrows the
-matches below the window and brings back the full ranking. Below the window one
-statement ranks and counts the matches, so the index is read once, not twice.
+follow, newest first. A term in more than half the archive gets almost no weight from
+bm25 anyway (its idf is clamped to ~0: the order among its matches comes from column
+weights and term counts alone), so what is lost is an older paper that would have
+ranked on page one; a second term, a tag or a date narrows the matches below the window
+and brings back the full ranking. Below the window one statement ranks and counts the
+matches, so the index is read once, not twice.
+
+Counting (SQLite). Ranking a phrase costs at least one read of all its matches however
+few are shown: bm25 weighs each phrase by the share of the archive it occurs in, and
+FTS5 counts that by reading the phrase's whole doclist (xQueryPhrase), with positions
+for a phrase or a CJK term. An exact total past the window is a second such read, the
+same length again (模型: 12 ms each at 100k papers). So a caller that shows "1000+"
+passes `count_up_to` and the window's own count answers it (see `search`).
+
+Filters with text (SQLite). A tag or date filter is a list of paper ids each match is
+checked against (`+rowid`, see _SQLite). A tag with a date also bounds the rowids FTS5
+reads (_id_bounds): ids grow with arrival, so `until:2023` skips the newer matches.
 
 Listings without text (a tag, dates, authors alone) are newest first. Grouping every
 matching appearance to find ten took most of their time, so above
@@ -48,13 +59,15 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final, Protocol
+from functools import lru_cache
+from typing import Any, Final, Protocol, TypeAlias
 
 from sqlalchemy import (
     ColumnElement,
     FromClause,
     Integer,
     Select,
+    String,
     TextClause,
     and_,
     bindparam,
@@ -102,6 +115,8 @@ NARROW_LISTINGS_ABOVE: Final = 2000  # matching papers; see _newest
 RANK_WINDOW: Final = 2000
 """At most this many text matches are ranked by relevance: the newest ones when more
 match (see the module docstring)."""
+
+_Query: TypeAlias = "Select[*tuple[Any, ...]]"  # a SELECT of any columns
 
 EXACT_RANK: Final = math.inf
 """SearchHit.rank of an exact arXiv id match. Text hits have a positive score, higher is
@@ -224,6 +239,42 @@ async def paper_texts(session: AsyncSession, paper_ids: Iterable[int]) -> list[P
 
 
 # --- searching ----------------------------------------------------------------------------
+#
+# Every statement is built once per query shape (which filters, how many terms on
+# PostgreSQL) and cached, the values going in as parameters: building and fingerprinting
+# a fresh statement cost SQLAlchemy about 1.2 ms of Python per search, a tenth of a
+# typical one.
+
+
+def _int(name: str) -> Any:
+    """An integer parameter (a LIMIT, an OFFSET)."""
+    return bindparam(name, type_=Integer)
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """Which appearance filters a query has; their values are the parameters tags (a
+    list), since and until."""
+
+    tags: bool = False
+    since: bool = False
+    until: bool = False
+
+    def __bool__(self) -> bool:
+        return self.tags or self.since or self.until
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = []
+        if self.tags:
+            conds.append(AppearanceRow.topic.in_(bindparam("tags", expanding=True)))
+        if self.since:
+            conds.append(AppearanceRow.date >= bindparam("since"))
+        if self.until:
+            conds.append(AppearanceRow.date <= bindparam("until"))
+        return conds
+
+    def paper_ids(self) -> Select[int]:
+        return select(AppearanceRow.paper_id).where(*self.conditions())
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,19 +307,17 @@ class _Plan:
         )
 
     @property
-    def appearance_conditions(self) -> list[ColumnElement[bool]]:
-        conds: list[ColumnElement[bool]] = []
-        if self.tags:
-            conds.append(AppearanceRow.topic.in_(self.tags))
-        if self.since is not None:
-            conds.append(AppearanceRow.date >= self.since)
-        if self.until is not None:
-            conds.append(AppearanceRow.date <= self.until)
-        return conds
+    def filter(self) -> _Filter:
+        return _Filter(bool(self.tags), self.since is not None, self.until is not None)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"tags": self.tags, "since": self.since, "until": self.until}
 
 
 async def search(
-    session: AsyncSession, query: SearchQuery, *, limit: int = 10, offset: int = 0
+    session: AsyncSession, query: SearchQuery, *, limit: int = 10, offset: int = 0,
+    count_up_to: int | None = None,
 ) -> tuple[list[SearchHit], int]:
     """Papers matching the query, best first, and how many match in all.
 
@@ -277,22 +326,24 @@ async def search(
     range, with one of the tags) and authors (all of them) filter both. With no usable
     text and no ids, the filters alone list papers newest first; with nothing usable at
     all the answer is ([], 0). Never raises on odd user input.
+
+    `count_up_to`: count only as far as needed to tell that at least this many match,
+    and more than this page reaches: the total is at most max(count_up_to, offset +
+    limit + 1), exact below that bound, and "that many or more" at it. Up to RANK_WINDOW
+    this costs nothing beyond the ranking, whereas an exact count of a very common term
+    reads all its matches once more (as long again as ranking them). None: exact.
     """
     backend = _backend(session)
     limit, offset = max(0, limit), max(0, offset)
     plan = _Plan.of(query)
-    conds = plan.appearance_conditions
-    filter_ids = select(AppearanceRow.paper_id).where(*conds) if conds else None
-    author_ids = backend.match(plan.authors, ()).ids if plan.authors else None
+    params = plan.params
 
     exact: list[int] = []
     if plan.arxiv_ids:
-        stmt = select(PaperRow.id, PaperRow.arxiv_id).where(PaperRow.arxiv_id.in_(plan.arxiv_ids))
-        if filter_ids is not None:
-            stmt = stmt.where(PaperRow.id.in_(filter_ids))
-        if author_ids is not None:
-            stmt = stmt.where(PaperRow.id.in_(author_ids))
-        found = {row.arxiv_id: row.id for row in await session.execute(stmt)}
+        stmt = _exact_statement(backend, len(plan.authors), plan.filter)
+        rows = await session.execute(stmt, {**params, **backend.match_params(plan.authors, ()),
+                                            "ids": plan.arxiv_ids})
+        found = {row.arxiv_id: row.id for row in rows}
         exact = [found[i] for i in plan.arxiv_ids if i in found]
 
     ranked: list[tuple[int, float]] = []
@@ -300,79 +351,206 @@ async def search(
     rest_offset = max(0, offset - len(exact))
     rest_limit = max(0, limit - max(0, len(exact) - offset))
     if plan.terms:
-        match = backend.match(plan.authors, plan.terms)
-        where: list[ColumnElement[bool]] = [match.condition]
-        if filter_ids is not None:
-            where.append(match.filter_id.in_(filter_ids))
-        if exact:
-            where.append(match.filter_id.not_in(exact))
-        ranked, rest_total = await _ranked(session, match, where, rest_limit, rest_offset)
-    elif not plan.arxiv_ids and (conds or plan.authors):
-        authors = backend.match(plan.authors, ()) if plan.authors else None
-        ranked, rest_total = await _newest(session, conds, authors, rest_limit, rest_offset)
+        statements = _text_statements(backend, len(plan.authors), len(plan.terms),
+                                      plan.filter, bool(exact))
+        text_params = {**params, **backend.match_params(plan.authors, plan.terms),
+                       "exact": exact}
+        ranked, rest_total = await _ranked(session, statements, text_params, rest_limit,
+                                           rest_offset, count_up_to)
+    elif not plan.arxiv_ids and (plan.filter or plan.authors):
+        ranked, rest_total = await _newest(
+            session, backend, len(plan.authors), plan.filter,
+            {**params, **backend.match_params(plan.authors, ())},
+            rest_limit, rest_offset, count_up_to)
 
     page = [(pid, EXACT_RANK) for pid in exact[offset : offset + limit]] + ranked
     by_id = await load_archived_by_id(session, [pid for pid, _ in page])
     hits = [SearchHit(by_id[pid], rank) for pid, rank in page if pid in by_id]
-    return hits, len(exact) + rest_total
+    total = len(exact) + rest_total
+    if count_up_to is not None:  # the same bound for listings, whose count is exact
+        total = min(total, max(count_up_to, offset + limit + 1))
+    return hits, total
 
 
-async def _count(
-    session: AsyncSession, match: _Match, where: Sequence[ColumnElement[bool]]
-) -> int:
-    """How many rows of the match meet `where` (a full read of the match)."""
-    count = select(func.count()).select_from(match.source).where(*where)
-    return int((await session.execute(count)).scalar_one())
+@lru_cache(maxsize=256)
+def _exact_statement(backend: _Backend, authors: int, filter_: _Filter) -> _Query:
+    """Papers by arXiv id (parameter ids), within the filters."""
+    stmt = select(PaperRow.id, PaperRow.arxiv_id).where(
+        PaperRow.arxiv_id.in_(bindparam("ids", expanding=True)))
+    if filter_:
+        stmt = stmt.where(PaperRow.id.in_(filter_.paper_ids()))
+    if authors:
+        stmt = stmt.where(PaperRow.id.in_(backend.match(authors, 0).ids))
+    return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class _TextStatements:
+    """A text search of one shape. Parameters: the match's, the filter's, exact (ids
+    shown first, left out here); window, limit and offset; up_to."""
+
+    ranked: _Query  # the newest `window` matches ranked: page `limit`/`offset`, and n
+    older: _Query  # matches newest first: `limit` from `offset`
+    count: _Query
+    count_up_to: _Query  # count(*) of at most `up_to` matches
+
+
+@lru_cache(maxsize=512)
+def _text_statements(backend: _Backend, authors: int, terms: int, filter_: _Filter,
+                     exact: bool) -> _TextStatements:
+    match = backend.match(authors, terms)
+    where: list[ColumnElement[bool]] = [match.condition]
+    if filter_:
+        where.append(match.filter_id.in_(filter_.paper_ids()))
+        if filter_.tags and (filter_.since or filter_.until):
+            where.append(match.paper_id.between(*_id_bounds(filter_)))
+    if exact:
+        where.append(match.filter_id.not_in(bindparam("exact", expanding=True)))
+    matches = (select(match.paper_id.label("paper_id"), match.score.label("score"))
+               .select_from(match.source).where(*where))
+    newest = matches.order_by(match.paper_id.desc())
+    window = newest.limit(_int("window")).subquery()
+    at_most = (select(literal_column("1")).select_from(match.source).where(*where)
+               .limit(_int("up_to")).subquery())
+    return _TextStatements(
+        ranked=select(window.c.paper_id, window.c.score, func.count().over().label("n"))
+        .order_by(desc(window.c.score), window.c.paper_id)
+        .limit(_int("limit")).offset(_int("offset")),
+        older=newest.limit(_int("limit")).offset(_int("offset")),
+        count=select(func.count()).select_from(match.source).where(*where),
+        count_up_to=select(func.count()).select_from(at_most),
+    )
+
+
+def _id_bounds(filter_: _Filter) -> tuple[Any, Any]:
+    """The smallest and largest id of the papers a tag and date filter lets through, as
+    scalar subqueries of one CTE read off the (topic, date, paper_id) index (NULL: none;
+    about 1 ms for a tag's year at 100k papers).
+
+    A text search hands them to the index as a rowid range, so a date filter reads only
+    its part of the index, ids growing with the date papers arrive: `tag:NeRF until:2023
+    图像` then reads a third of 图像's matches. Only with a tag: without one the date
+    index is not covering (10 ms for a year at 100k papers), and a tag alone mostly
+    spans every id.
+    """
+    paper_id = AppearanceRow.paper_id
+    bounds = (select(func.min(paper_id).label("low"), func.max(paper_id).label("high"))
+              .where(*filter_.conditions()).cte("bounds"))
+    return select(bounds.c.low).scalar_subquery(), select(bounds.c.high).scalar_subquery()
 
 
 async def _ranked(
     session: AsyncSession,
-    match: _Match,
-    where: Sequence[ColumnElement[bool]],
+    statements: _TextStatements,
+    params: dict[str, Any],
     limit: int,
     offset: int,
+    count_up_to: int | None,
 ) -> tuple[list[tuple[int, float]], int]:
-    """One page of matches by relevance, and how many match.
+    """One page of matches by relevance, and how many match (see search: count_up_to).
 
     The newest RANK_WINDOW matches are ranked (that is all of them, usually) in one
     statement that also counts them, so below RANK_WINDOW matches the index is read
     once, not once to count and once to rank. Beyond it (see the module docstring) the
-    older matches follow, newest first, and a separate count gives the total.
+    older matches follow, newest first, and a separate count gives the total, unless
+    the window already shows there are at least count_up_to.
     """
-    score = match.score.label("score")
-    matches = (select(match.paper_id.label("paper_id"), score)
-               .select_from(match.source).where(*where))
+    if count_up_to is not None:  # the caller must see whether a next page exists
+        count_up_to = max(count_up_to, offset + limit + 1)
     page: list[tuple[int, float]] = []
     total: int | None = None
     if limit and offset < RANK_WINDOW:
-        window = matches.order_by(match.paper_id.desc()).limit(RANK_WINDOW).subquery()
-        stmt = (select(window.c.paper_id, window.c.score, func.count().over().label("n"))
-                .order_by(desc(window.c.score), window.c.paper_id)
-                .limit(min(limit, RANK_WINDOW - offset)).offset(offset))
-        rows = (await session.execute(stmt)).all()
+        rows = (await session.execute(statements.ranked, {
+            **params, "window": RANK_WINDOW, "limit": min(limit, RANK_WINDOW - offset),
+            "offset": offset})).all()
         page = [(row.paper_id, float(row.score)) for row in rows]
         if rows and rows[0].n < RANK_WINDOW:
             total = int(rows[0].n)
+        elif rows and count_up_to is not None and count_up_to <= RANK_WINDOW:
+            total = count_up_to  # a full window: at least RANK_WINDOW match
         elif not rows and offset == 0:
             total = 0
     if total is None:
-        total = await _count(session, match, where)
+        if count_up_to is None:
+            total = int((await session.execute(statements.count, params)).scalar_one())
+        else:
+            total = int((await session.execute(statements.count_up_to,
+                                               {**params, "up_to": count_up_to})).scalar_one())
     if limit and offset + limit > RANK_WINDOW and offset < total:
         start = max(offset, RANK_WINDOW)
-        stmt = (matches.order_by(match.paper_id.desc())
-                .limit(offset + limit - start).offset(start))
-        page += [(row.paper_id, float(row.score)) for row in await session.execute(stmt)]
+        older = await session.execute(statements.older, {
+            **params, "limit": offset + limit - start, "offset": start})
+        page += [(row.paper_id, float(row.score)) for row in older]
     return page, total
+
+
+@dataclass(frozen=True, slots=True)
+class _ListingStatements:
+    """A listing of one shape. Parameters: the match's and the filter's; limit, offset;
+    fetch; first_date; candidates; up_to."""
+
+    count: _Query
+    count_up_to: _Query  # count(*) of at most `up_to` papers
+    newest: _Query  # the newest `fetch` matching appearances: paper_id, date
+    since_first: _Query  # paper ids with a matching appearance on or after first_date
+    page: _Query  # papers by latest matching date: `limit` from `offset`
+    page_of: _Query  # the same among `candidates`
+
+
+@lru_cache(maxsize=256)
+def _listing_statements(backend: _Backend, authors: int, filter_: _Filter,
+                        narrow: bool) -> _ListingStatements:
+    match = backend.match(authors, 0) if authors else None
+    where = filter_.conditions()
+    if match is not None:
+        # With many matches, `paper_id + 0` keeps SQLite from looking up the appearances
+        # of every matching paper (20 000 for a common surname) and sorting them: it
+        # reads the date index newest first instead, checking each row against the
+        # matches, and stops after a page (60 ms -> 4 ms). With few matches the lookup
+        # is the cheaper way.
+        paper_id = AppearanceRow.paper_id + 0 if narrow else AppearanceRow.paper_id
+        where.append(paper_id.in_(match.ids))
+    if filter_:
+        count = select(func.count(distinct(AppearanceRow.paper_id))).where(*where)
+        papers = select(AppearanceRow.paper_id).where(*where).distinct()
+    else:  # authors alone: each paper has one index row and at least one appearance
+        assert match is not None
+        count = select(func.count()).select_from(match.source).where(match.condition)
+        papers = select(match.paper_id).select_from(match.source).where(match.condition)
+    last = func.max(AppearanceRow.date).label("last")
+    page = (select(AppearanceRow.paper_id, last)
+            .group_by(AppearanceRow.paper_id)
+            .order_by(desc(last), func.min(AppearanceRow.position),
+                      AppearanceRow.paper_id.desc())
+            .limit(_int("limit")).offset(_int("offset")))
+    return _ListingStatements(
+        count=count,
+        count_up_to=select(func.count()).select_from(
+            papers.limit(_int("up_to")).subquery()),
+        newest=select(AppearanceRow.paper_id, AppearanceRow.date).where(*where)
+        .order_by(AppearanceRow.date.desc()).limit(_int("fetch")),
+        # no DISTINCT: it would read the paper_id index, not by date
+        since_first=select(AppearanceRow.paper_id)
+        .where(*where, AppearanceRow.date >= bindparam("first_date"))
+        .limit(_int("fetch")),
+        page=page.where(*where),
+        page_of=page.where(*where, AppearanceRow.paper_id.in_(
+            bindparam("candidates", expanding=True))),
+    )
 
 
 async def _newest(
     session: AsyncSession,
-    conds: list[ColumnElement[bool]],
-    authors: _Match | None,
+    backend: _Backend,
+    authors: int,
+    filter_: _Filter,
+    params: dict[str, Any],
     limit: int,
     offset: int,
+    count_up_to: int | None,
 ) -> tuple[list[tuple[int, float]], int]:
-    """Papers with a matching appearance, by their latest matching date, newest first.
+    """Papers with a matching appearance, by their latest matching date, newest first,
+    and how many there are (see search: count_up_to).
 
     Grouping every matching appearance (10 000 for a big tag) to show ten took most of
     a listing's time. So the page is found in two steps: the date of the last paper the
@@ -380,62 +558,44 @@ async def _newest(
     then the exact ordering among the few papers with a matching appearance on or after
     that date, which the papers of the page all have.
     """
-    if conds:
-        count = select(func.count(distinct(AppearanceRow.paper_id))).where(*conds)
-        if authors is not None:
-            count = count.where(AppearanceRow.paper_id.in_(authors.ids))
-        total = int((await session.execute(count)).scalar_one())
-    else:  # authors alone: each paper has one index row and at least one appearance
-        assert authors is not None
-        total = await _count(session, authors, [authors.condition])
+    counting = _listing_statements(backend, authors, filter_, False)
+    if count_up_to is None:
+        total = int((await session.execute(counting.count, params)).scalar_one())
+    else:
+        up_to = max(count_up_to, offset + limit + 1, NARROW_LISTINGS_ABOVE + 1)
+        total = int((await session.execute(counting.count_up_to,
+                                           {**params, "up_to": up_to})).scalar_one())
     if not limit or offset >= total:
         return [], total
     narrow = total > NARROW_LISTINGS_ABOVE
-    where = list(conds)
-    if authors is not None:
-        # With many matches, `paper_id + 0` keeps SQLite from looking up the appearances
-        # of every matching paper (20 000 for a common surname) and sorting them: it
-        # reads the date index newest first instead, checking each row against the
-        # matches, and stops after a page (60 ms -> 4 ms). With few matches the lookup
-        # is the cheaper way.
-        paper_id = AppearanceRow.paper_id + 0 if narrow else AppearanceRow.paper_id
-        where.append(paper_id.in_(authors.ids))
-    candidates = await _newest_candidates(session, where, offset + limit) if narrow else None
-    if candidates is not None:
-        where.append(AppearanceRow.paper_id.in_(candidates))
-    last = func.max(AppearanceRow.date).label("last")
-    rows = await session.execute(
-        select(AppearanceRow.paper_id, last)
-        .where(*where)
-        .group_by(AppearanceRow.paper_id)
-        .order_by(desc(last), func.min(AppearanceRow.position), AppearanceRow.paper_id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    statements = _listing_statements(backend, authors, filter_, narrow)
+    page_params = {**params, "limit": limit, "offset": offset}
+    candidates = await _newest_candidates(session, statements, params, offset + limit) \
+        if narrow else None
+    if candidates is None:
+        rows = await session.execute(statements.page, page_params)
+    else:
+        rows = await session.execute(statements.page_of, {**page_params,
+                                                          "candidates": candidates})
     return [(row.paper_id, 0.0) for row in rows], total
 
 
 async def _newest_candidates(
-    session: AsyncSession, where: Sequence[ColumnElement[bool]], need: int
+    session: AsyncSession, statements: _ListingStatements, params: dict[str, Any],
+    need: int,
 ) -> list[int] | None:
     """The papers with a matching appearance on or after the date by which `need`
     distinct papers have one (None: fewer papers match than that, take them all)."""
     fetch = 2 * need + 16
     while True:
-        rows = (await session.execute(
-            select(AppearanceRow.paper_id, AppearanceRow.date)
-            .where(*where).order_by(AppearanceRow.date.desc()).limit(fetch)
-        )).all()
+        rows = (await session.execute(statements.newest, {**params, "fetch": fetch})).all()
         seen: set[int] = set()
         for row in rows:
             seen.add(row.paper_id)
             if len(seen) == need:
-                since = row.date
-                ids = dict.fromkeys(await session.scalars(  # no DISTINCT: it would
-                    select(AppearanceRow.paper_id)  # read the paper_id index, not by date
-                    .where(*where, AppearanceRow.date >= since)
-                    .limit(MAX_CANDIDATES + 1)
-                ))
+                ids: dict[int, None] = dict.fromkeys(await session.scalars(
+                    statements.since_first,
+                    {**params, "first_date": row.date, "fetch": MAX_CANDIDATES + 1}))
                 return list(ids) if len(ids) <= MAX_CANDIDATES else None
         if len(rows) < fetch:
             return None
@@ -465,10 +625,17 @@ class _Backend(Protocol):
 
     delete_statement: TextClause  # params: ids (expanding)
 
+    def __hash__(self) -> int: ...  # statements are cached per backend
+
     async def insert_rows(self, session: AsyncSession, rows: Sequence[IndexRow]) -> None:
         """Add index rows: (paper_id, *FTS_COLUMNS texts), in one executemany."""
 
-    def match(self, authors: Sequence[Term], terms: Sequence[Term]) -> _Match: ...
+    def match(self, authors: int, terms: int) -> _Match:
+        """Papers matching this many author phrases and terms, whose values are the
+        parameters match_params gives."""
+
+    def match_params(self, authors: Sequence[Term], terms: Sequence[Term]) -> dict[str, Any]:
+        """The parameters of match(len(authors), len(terms))."""
 
 
 def _fts5_phrase(term: Term) -> str:
@@ -507,15 +674,19 @@ class _SQLite:
         connection = await session.connection()
         await connection.exec_driver_sql(self._insert_sql, list(rows))
 
-    def match(self, authors: Sequence[Term], terms: Sequence[Term]) -> _Match:
-        weights = [literal(WEIGHTS[c]) for c in FTS_COLUMNS]
+    _score: ColumnElement[float] = -func.bm25(_self, *(literal(WEIGHTS[c]) for c in FTS_COLUMNS))
+
+    def match(self, authors: int, terms: int) -> _Match:
         return _Match(
             source=self._table,
             paper_id=self._table.c.rowid,
-            score=-func.bm25(self._self, *weights),
-            condition=self._self.op("MATCH")(match_expression(terms, authors)),
+            score=self._score,
+            condition=self._self.op("MATCH")(bindparam("match", type_=String)),
             filter_id=self._filter_id,
         )
+
+    def match_params(self, authors: Sequence[Term], terms: Sequence[Term]) -> dict[str, Any]:
+        return {"match": match_expression(terms, authors)}
 
 
 class _PostgreSQL:
@@ -546,24 +717,26 @@ class _PostgreSQL:
                                                       for r in rows])
 
     @staticmethod
-    def _query(config: str, terms: Sequence[Term]) -> ColumnElement[Any]:
+    def _query(config: str, prefix: str, count: int) -> ColumnElement[Any]:
         """phraseto_tsquery of each term (user text only ever as a bound value), &&-ed."""
         regconfig: ColumnElement[Any] = literal_column(f"'{config}'::regconfig")
-        parts = [func.phraseto_tsquery(regconfig, literal(" ".join(t.tokens))) for t in terms]
+        parts = [func.phraseto_tsquery(regconfig, bindparam(f"{prefix}{i}", type_=String))
+                 for i in range(count)]
         query: ColumnElement[Any] = parts[0]
         for part in parts[1:]:
             query = query.op("&&")(part)
         return query
 
-    def match(self, authors: Sequence[Term], terms: Sequence[Term]) -> _Match:
+    def match(self, authors: int, terms: int) -> _Match:
         conditions: list[ColumnElement[bool]] = []
         score: ColumnElement[float] = literal(0.0)
         if terms:
-            query = self._query("english", terms)
+            query = self._query("english", "term", terms)
             conditions.append(self._table.c.document.op("@@")(query))
             score = func.ts_rank_cd(self._weights, self._table.c.document, query)
         if authors:
-            conditions.append(self._table.c.authors.op("@@")(self._query("simple", authors)))
+            conditions.append(
+                self._table.c.authors.op("@@")(self._query("simple", "author", authors)))
         return _Match(
             source=self._table,
             paper_id=self._table.c.paper_id,
@@ -571,6 +744,10 @@ class _PostgreSQL:
             condition=and_(*conditions),
             filter_id=self._table.c.paper_id,
         )
+
+    def match_params(self, authors: Sequence[Term], terms: Sequence[Term]) -> dict[str, Any]:
+        return {**{f"term{i}": " ".join(t.tokens) for i, t in enumerate(terms)},
+                **{f"author{i}": " ".join(a.tokens) for i, a in enumerate(authors)}}
 
 
 _BACKENDS: dict[str, _Backend] = {"sqlite": _SQLite(), "postgresql": _PostgreSQL()}

@@ -43,6 +43,9 @@ PAPER_ACTIONS = frozenset({CB_PAPER, CB_ANALYSIS, CB_FIGURES, CB_BIBTEX})
 """The buttons that open one paper: its card, its analysis, its figures."""
 
 PAGE_SIZE = 5  # results per page of /search and /tag
+COUNT_UP_TO = 1000
+"""A search by words or authors counts its matches this far, then says "1000+ papers"
+(see counted_up_to)."""
 LATEST = "latest:"  # marks a saved query as /latest's list (see latest_query_text)
 LATEST_TAGS_SHOWN = 3  # topics named in /latest's header; the rest are counted
 ECHO_LEN = 60  # a query repeated in a header is cut to this many UTF-16 units
@@ -146,8 +149,18 @@ EVERYTHING = SearchQuery(since=date.min)  # a date filter alone lists all, newes
 _TAG_QUERY = re.compile(r'tag:"([^"]*)"\s*(.*)', re.DOTALL)
 
 
-def papers_count(lang: str, n: int) -> str:
-    """"1 paper" / "3 papers" (Chinese has no plural)."""
+def counted_up_to(query: SearchQuery) -> int | None:
+    """How far the archive counts a query's matches (None: exactly). Counting all 71 000
+    matches of a term as common as 模型, or all papers of a common surname, reads them a
+    second time, as long as ranking them (bot.storage.search); a tag or a date is counted
+    off an index, so /tag and /latest keep their exact totals."""
+    return COUNT_UP_TO if query.text or query.authors else None
+
+
+def papers_count(lang: str, n: int, more: bool = False) -> str:
+    """"1 paper" / "3 papers" / "1000+ papers" (Chinese has no plural)."""
+    if more:
+        return tr(TEXTS, lang, "papers_many", n=f"{n}+")
     return tr(TEXTS, lang, "papers_one" if n == 1 else "papers_many", n=n)
 
 
@@ -192,10 +205,15 @@ class ResultPage:
     hits: list[SearchHit]
     total: int
     page: int  # 1-based, clamped to the pages that exist
+    more: bool = False  # total is a lower bound: at least that many match
 
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / PAGE_SIZE))
+
+    def shown(self, n: int) -> str:
+        """A count as shown: "1000+" when the total is only a lower bound."""
+        return f"{n}+" if self.more else str(n)
 
 
 class Browse:
@@ -352,13 +370,18 @@ class Browse:
         if query.is_empty:  # /latest of everything: every paper, newest first
             query = EVERYTHING
         page = max(1, page)
-        hits, total = await self.deps.archive.search(query, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        up_to = counted_up_to(query)
+        hits, total = await self.deps.archive.search(query, PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                                                     count_up_to=up_to)
         last = max(1, math.ceil(total / PAGE_SIZE))
         if not hits and page > last:  # the archive shrank since the buttons were drawn
             page = last
             hits, total = await self.deps.archive.search(query, PAGE_SIZE,
-                                                         (page - 1) * PAGE_SIZE)
-        return ResultPage(text, hits, total, page)
+                                                         (page - 1) * PAGE_SIZE, count_up_to=up_to)
+        # A total at the bound is a lower bound; a later page moves the bound just past
+        # itself, so ▶ stays while more matches remain.
+        bound = max(up_to or 0, page * PAGE_SIZE + 1)
+        return ResultPage(text, hits, total, page, more=up_to is not None and total >= bound)
 
     def _render(self, result: ResultPage, lang: str, query_id: int | None
                 ) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -374,7 +397,7 @@ class Browse:
             if not words:
                 return tr(TEXTS, lang, "tag_empty", tag=escape(tag)), None
             return tr(TEXTS, lang, "tag_no_results", tag=escape(tag), query=echo(words)), None
-        papers = papers_count(lang, result.total)
+        papers = papers_count(lang, result.total, result.more)
         if latest:
             header = latest_header(parse_query(result.text.removeprefix(LATEST)).tags, lang,
                                    papers)
@@ -385,12 +408,14 @@ class Browse:
             header = tr(TEXTS, lang, "tag_header", tag=escape(tag), papers=papers)
         else:
             header = tr(TEXTS, lang, "search_header_one" if result.total == 1
-                        else "search_header", total=result.total, query=echo(result.text))
+                        else "search_header", total=result.shown(result.total),
+                        query=echo(result.text))
         first = (result.page - 1) * PAGE_SIZE + 1
         lines = [render_result_line(hit.paper, first + i) for i, hit in enumerate(result.hits)]
         body = header + "\n\n" + "\n".join(lines)
         if result.pages > 1:
-            body += "\n\n" + tr(TEXTS, lang, "page", page=result.page, pages=result.pages)
+            body += "\n\n" + tr(TEXTS, lang, "page", page=result.page,
+                                pages=result.shown(result.pages))
         picks = [(str(first + i), hit.paper.arxiv_id) for i, hit in enumerate(result.hits)]
         return body, result_keyboard(picks, query_id, result.page, result.pages)
 

@@ -121,7 +121,8 @@ class Inline:
 
     async def _page(self, text: str, offset: int, chat: Chat) -> _Page:
         query = parse_query(text) if text else EVERYTHING
-        hits, total = await self.deps.archive.search(query, INLINE_PAGE, offset)
+        # count_up_to=1: whether a next page exists is all the total is needed for
+        hits, total = await self.deps.archive.search(query, INLINE_PAGE, offset, count_up_to=1)
         seen: set[str] = set()
         results: list[InlineQueryResultArticle] = []
         for hit in hits:
