@@ -446,6 +446,21 @@ def export(
     err.print(f"exported {_papers(count)}")
 
 
+def _write_whole(out_file: Path, body: bytes) -> None:
+    """Write through a temporary file renamed over the target, so a web server serving
+    the file never sends half of it; a failure is one error line and exit status 1."""
+    partial = out_file.with_name(f".{out_file.name}.partial")
+    try:
+        partial.write_bytes(body)
+        partial.replace(out_file)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        err.print(f"[red]error:[/red] cannot write {escape_markup(str(out_file))}: "
+                  f"{escape_markup(exc.strerror or str(exc))}")
+        raise typer.Exit(1) from None
+    err.print(f"wrote {escape_markup(str(out_file))} ({len(body)} bytes)")
+
+
 @app.command()
 def feed(
     tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only this tag.")] = None,
@@ -472,18 +487,7 @@ def feed(
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
         return
-    # Through a temporary file renamed over the target: a web server serving the file
-    # never sends half of it.
-    partial = out_file.with_name(f".{out_file.name}.partial")
-    try:
-        partial.write_bytes(body)
-        partial.replace(out_file)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        err.print(f"[red]error:[/red] cannot write {escape_markup(str(out_file))}: "
-                  f"{escape_markup(exc.strerror or str(exc))}")
-        raise typer.Exit(1) from None
-    err.print(f"wrote {escape_markup(str(out_file))} ({len(body)} bytes)")
+    _write_whole(out_file, body)
 
 
 @app.command()
@@ -511,17 +515,8 @@ def trends(
         err.print("the archive is empty: run `paperfeed ingest` first")
         raise typer.Exit(1)
     png, caption = made
-    partial = out_file.with_name(f".{out_file.name}.partial")
-    try:
-        partial.write_bytes(png)
-        partial.replace(out_file)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        err.print(f"[red]error:[/red] cannot write {escape_markup(str(out_file))}: "
-                  f"{escape_markup(exc.strerror or str(exc))}")
-        raise typer.Exit(1) from None
+    _write_whole(out_file, png)
     sys.stdout.write(html_unescape(strip_tags(caption)) + "\n")
-    err.print(f"wrote {escape_markup(str(out_file))} ({len(png)} bytes)")
 
 
 @app.command()
