@@ -20,7 +20,7 @@ from bot.storage.engine import migrate
 from bot.tg.app import AnyApp, startup
 from bot.tg.deps import Deps
 from tests.botapi.ptb_harness import running_application, settle
-from tests.botapi.server import FakeBotApi
+from tests.botapi.server import FakeBotApi, FakeChat, FakeUser, SentMessage
 from tests.fixtures.folder import copy_fixture_folder
 
 OPERATOR_ID = 9000
@@ -69,3 +69,18 @@ async def running_bot(tmp_path: Path, server: FakeBotApi, *, ingest: bool = True
             yield BotUnderTest(server, parts.app, parts.deps, parts.deps.settings.digest_dir)
     finally:
         await parts.engine.dispose()
+
+
+def person(bot: BotUnderTest, name: str, lang: str = "en") -> tuple[FakeUser, FakeChat]:
+    """A new user and their private chat with the bot."""
+    user = bot.server.user(name, language_code=lang)
+    return user, bot.server.add_chat(bot.server.private_chat(user))
+
+
+async def ask(bot: BotUnderTest, chat: FakeChat, user: FakeUser, command: str
+              ) -> list[SentMessage]:
+    """Send a command and wait for the bot: what the chat got in answer."""
+    before = len(bot.server.sent_to(chat.id))
+    bot.server.send_command(chat, user, command)
+    await bot.settle()
+    return bot.server.sent_to(chat.id)[before:]

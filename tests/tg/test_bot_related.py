@@ -22,7 +22,7 @@ from tests.botapi.server import (
     SentMessage,
 )
 from tests.fixtures.expected import FIXTURE_DISTINCT_IDS
-from tests.tg.bot_harness import BotUnderTest, make_settings
+from tests.tg.bot_harness import BotUnderTest, ask, make_settings, person
 from tests.tg.delivery_support import SynthPaper, add_digest
 
 GAUSSIAN_ONE = "2402.00011"
@@ -30,19 +30,6 @@ LABEL = {"en": "🔗 Related", "zh": "🔗 相关"}
 HEADER = {"en": "🔗 Papers related to Gaussian Heading One",
           "zh": "🔗 与 Gaussian Heading One 相关的论文"}
 STALE = "This button has expired."
-
-
-def person(bot: BotUnderTest, name: str, lang: str = "en") -> tuple[FakeUser, FakeChat]:
-    user = bot.server.user(name, language_code=lang)
-    return user, bot.server.add_chat(bot.server.private_chat(user))
-
-
-async def ask(bot: BotUnderTest, chat: FakeChat, user: FakeUser, command: str
-              ) -> list[SentMessage]:
-    before = len(bot.server.sent_to(chat.id))
-    bot.server.send_command(chat, user, command)
-    await bot.settle()
-    return bot.server.sent_to(chat.id)[before:]
 
 
 async def press(bot: BotUnderTest, chat: FakeChat, user: FakeUser, message: SentMessage,

@@ -18,7 +18,7 @@ from bot.services.scan import scan_once
 from bot.tg.cards import card_for, send_card
 from bot.tg.concurrency import update_key
 from tests.botapi.server import ApiCall, CallbackAnswer, FakeChat, FakeUser, SentMessage
-from tests.tg.bot_harness import BotUnderTest
+from tests.tg.bot_harness import BotUnderTest, ask, person
 from tests.tg.delivery_support import SynthPaper, add_digest
 
 SAVE = {"en": "☆ Save", "zh": "☆ 收藏"}
@@ -28,19 +28,6 @@ NEW_PAPER = SynthPaper("2406.10001", "Folded Radiance Fields")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def person(bot: BotUnderTest, name: str, lang: str = "en") -> tuple[FakeUser, FakeChat]:
-    user = bot.server.user(name, language_code=lang)
-    return user, bot.server.add_chat(bot.server.private_chat(user))
-
-
-async def ask(bot: BotUnderTest, chat: FakeChat, user: FakeUser, command: str
-              ) -> list[SentMessage]:
-    before = len(bot.server.sent_to(chat.id))
-    bot.server.send_command(chat, user, command)
-    await bot.settle()
-    return bot.server.sent_to(chat.id)[before:]
 
 
 async def press(bot: BotUnderTest, chat: FakeChat, user: FakeUser, message_id: int,
