@@ -60,7 +60,7 @@ SQLITE_PRAGMAS: Final = (
 _json_encode: Final = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
     """JSON columns (authors, takeaways, …) as UTF-8 text; reading is unchanged.
 
     Chinese takeaways escaped as \\uXXXX took twice the bytes. Lists of strings, which
@@ -86,13 +86,13 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     sa_url = make_url(url)
     if sa_url.get_backend_name() != "sqlite":
         engine = create_async_engine(sa_url, echo=echo, pool_pre_ping=True,
-                                     json_serializer=_json_dumps)
+                                     json_serializer=json_text)
         event.listen(engine.sync_engine, "begin", _postgresql_on_begin)
         return engine
     database = sa_url.database or ""
     if database not in ("", ":memory:") and not sa_url.query.get("uri"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(sa_url, echo=echo, json_serializer=_json_dumps)
+    engine = create_async_engine(sa_url, echo=echo, json_serializer=json_text)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
     return engine

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage import search as fulltext
+from bot.storage.bulk import insert_rows
 from bot.storage.loading import chunked
 from bot.storage.records import StoreResult
 from bot.storage.store_plan import (
@@ -73,8 +74,7 @@ async def _execute(
 ) -> list[StoreResult]:
     """Execute the plan; returns its results once it is known which papers left."""
     # Files first: papers and appearances refer to them.
-    if plan.files_to_insert:
-        await session.execute(insert(_files), plan.files_to_insert)
+    await insert_rows(session, _files, plan.files_to_insert)
     if plan.files_to_update:
         await session.execute(
             update(_files).where(_files.c.path == bindparam("b_path")),
@@ -85,11 +85,11 @@ async def _execute(
     fresh = plan.papers_to_insert
     fresh_ids: dict[str, int] = {}
     if fresh:
-        returned = await session.execute(
-            insert(_papers).returning(_papers.c.id, _papers.c.arxiv_id),
-            [{**p.values, "source_path": p.source, "first_seen": p.first_seen} for p in fresh],
-        )
-        fresh_ids = {r.arxiv_id: r.id for r in returned}
+        await insert_rows(session, _papers, [
+            {**p.values, "source_path": p.source, "first_seen": p.first_seen} for p in fresh])
+        for id_part in chunked([p.arxiv_id for p in fresh]):
+            fresh_ids.update((r.arxiv_id, r.id) for r in await session.execute(
+                select(_papers.c.id, _papers.c.arxiv_id).where(_papers.c.arxiv_id.in_(id_part))))
     if plan.papers_to_update:
         await session.execute(
             update(_papers).where(_papers.c.id == bindparam("b_id")),
@@ -117,7 +117,7 @@ async def _execute(
                                for app_id, app in plan.appearances_to_update])
     if plan.appearances_to_insert:
         known = stored.papers
-        await session.execute(insert(_apps), [
+        await insert_rows(session, _apps, [
             {"paper_id": fresh_ids[a] if a in fresh_ids else known[a].id, **app}
             for a, app in plan.appearances_to_insert
         ])
