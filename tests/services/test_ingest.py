@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.domain.models import IngestReport
-from bot.services.ingest import CHUNK_FILES, Ingestor
+from bot.services.ingest import CHUNK_FILES, GC_THRESHOLD, Ingestor
 from bot.storage.engine import make_engine, make_sessionmaker, migrate
 from bot.storage.repository import ArchiveRepo
 from tests.fixtures.expected import (
@@ -286,7 +288,8 @@ async def test_large_scan_parsed_in_a_process_reports_like_a_small_one(
     bad.write_bytes(b"\xff\xfe not a digest at all")
     age(bad)
     seen: list[tuple[int, int]] = []
-    ingestor = Ingestor(archive, folder, clock=clock, process_above=0)
+    ingestor = Ingestor(archive, folder, clock=clock, process_above=0,
+                        read_while_starting=False)
     report = await ingestor.scan(progress=lambda done, total: seen.append((done, total)))
     assert report.papers_new == FIXTURE_DISTINCT_IDS
     assert "2024-02-01/Broken.md" in dict(report.skipped)
@@ -294,6 +297,62 @@ async def test_large_scan_parsed_in_a_process_reports_like_a_small_one(
     assert [done for done, _ in seen] == list(range(1, report.files_seen + 1))
     again = await ingestor.scan()
     assert again.files_read == 0
+
+
+@pytest.mark.parametrize("process_above", [0, 10**9], ids=["large", "small"])
+async def test_a_scan_collects_garbage_less_often_only_while_it_runs(
+    archive: ArchiveRepo, folder: Path, clock: Clock, process_above: int
+) -> None:
+    before = gc.get_threshold()
+    during: list[int] = []
+    report = await Ingestor(archive, folder, clock=clock, process_above=process_above).scan(
+        progress=lambda done, total: during.append(gc.get_threshold()[0]))
+    assert report.files_read == report.files_seen  # every file went through the loop
+    assert min(during) >= GC_THRESHOLD > before[0]
+    assert gc.get_threshold() == before
+
+
+class LateParser(ThreadPoolExecutor):
+    """Stands for a parser process that takes long to start: its first task (the start)
+    ends only once `up` is set; it counts the chunks it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.up = threading.Event()
+        self.chunks = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if self.chunks == 0 and not self.up.is_set() and not args:  # the start
+            return super().submit(self.up.wait)
+        self.chunks += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_a_large_scan_reads_the_first_files_itself_while_the_process_starts(
+    folder: Path, tmp_path: Path, clock: Clock
+) -> None:
+    add_digests(folder, 7 * CHUNK_FILES)  # with the fixture files: 8 chunks
+    expected = await scan_into_new_archive(tmp_path / "thread.db", folder, clock,
+                                           process_above=10**9)
+    pool = LateParser()
+
+    def started_after_two_chunks(done: int, total: int) -> None:
+        if done >= 2 * CHUNK_FILES:
+            pool.up.set()
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'late.db'}")
+    try:
+        await migrate(engine)
+        repo = ArchiveRepo(make_sessionmaker(engine))
+        report = await Ingestor(repo, folder, clock=clock, process_above=0,
+                                parser_executor=lambda: pool).scan(
+            progress=started_after_two_chunks)
+        got = report, [t.papers for t in await repo.tags()]
+    finally:
+        pool.up.set()  # whatever happened, its thread must not wait forever
+        await engine.dispose()
+    assert got == expected
+    assert 0 < pool.chunks <= 8 - 2  # the process took over once it was up
 
 
 # --- the parser process dies ------------------------------------------------------
@@ -374,7 +433,8 @@ async def test_scan_goes_on_in_a_thread_when_the_parser_process_dies(
 
     with caplog.at_level(logging.WARNING, logger="bot.services.ingest"):
         got = await scan_into_new_archive(tmp_path / "process.db", folder, clock,
-                                          process_above=0, parser_executor=make_pool)
+                                          process_above=0, parser_executor=make_pool,
+                                          read_while_starting=False)
     assert got == expected  # the same report, the same archive
     died = [r for r in caplog.records if r.name == "bot.services.ingest"]
     assert len(died) == 1
