@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -116,6 +117,16 @@ def _log_uncaught(kind: type[BaseException], error: BaseException,
     logging.getLogger("paperfeed").critical("uncaught exception", exc_info=(kind, error, trace))
 
 
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    """threading.excepthook: the same for a worker thread (a chart, an index build)."""
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("paperfeed").critical(
+        "uncaught exception in thread %s", name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
 def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
     """One line per event on stderr, secrets redacted; chatty libraries kept at WARNING.
 
@@ -140,3 +151,7 @@ def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
                   "tornado.general", "tornado.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
     sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+    # Library warnings (matplotlib, SQLAlchemy, …) as records of this handler: redacted
+    # and formatted like the rest, not printed raw to stderr from whichever thread.
+    logging.captureWarnings(True)

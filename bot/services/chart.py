@@ -20,6 +20,7 @@ import contextlib
 import io
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Final
@@ -81,6 +82,9 @@ def font_families() -> tuple[str, ...]:
     else:
         log.warning("trend charts: no CJK font installed, so Chinese topic names show as "
                     "boxes; install one (Debian: fonts-noto-cjk or fonts-wqy-microhei)")
+        # That one line says it, not a warning per missing glyph of every chart.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from",
+                                category=UserWarning)
     return (LATIN_FAMILY, *found)
 
 

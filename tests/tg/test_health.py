@@ -15,6 +15,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,7 +345,7 @@ TOKEN = "123456:AAH-secret_token-VALUE"
 def log_output() -> Iterator[io.StringIO]:
     """setup_logging as `paperfeed run` calls it, writing into a buffer; root restored."""
     root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    saved = root.handlers[:], root.level, sys.excepthook, threading.excepthook
     setup_logging(settings(telegram_token=TOKEN, log_level="DEBUG"))
     buffer = io.StringIO()
     for handler in root.handlers:
@@ -353,8 +354,9 @@ def log_output() -> Iterator[io.StringIO]:
     try:
         yield buffer
     finally:
-        root.handlers[:], level = saved
+        root.handlers[:], level, sys.excepthook, threading.excepthook = saved
         root.setLevel(level)
+        logging.captureWarnings(False)
 
 
 def test_httpx_request_lines_are_redacted(log_output: io.StringIO) -> None:

@@ -12,7 +12,9 @@ import io
 import logging
 import socket
 import sys
+import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -76,7 +78,7 @@ def logs() -> Iterator[Callable[[Settings], io.StringIO]]:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     levels = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
-    hook = sys.excepthook
+    hook, thread_hook = sys.excepthook, threading.excepthook
 
     def configure(values: Settings) -> io.StringIO:
         setup_logging(values)
@@ -93,7 +95,8 @@ def logs() -> Iterator[Callable[[Settings], io.StringIO]]:
         root.setLevel(level)
         for name, value in levels.items():
             logging.getLogger(name).setLevel(value)
-        sys.excepthook = hook
+        sys.excepthook, threading.excepthook = hook, thread_hook
+        logging.captureWarnings(False)
 
 
 # --- logs -------------------------------------------------------------------------------
@@ -196,6 +199,37 @@ def test_an_uncaught_exception_is_logged_redacted(
     assert_nothing_of(SECRETS, text)
 
 
+def test_a_worker_threads_crash_is_logged_redacted(
+    logs: Callable[[Settings], io.StringIO]
+) -> None:
+    out = logs(settings())
+
+    def crash() -> None:
+        raise RuntimeError(f"no answer from {API_URL}/bot{TOKEN}/getMe")
+
+    worker = threading.Thread(target=crash, name="chart-worker")
+    worker.start()
+    worker.join()
+    text = out.getvalue()
+    assert "CRITICAL paperfeed: uncaught exception in thread chart-worker" in text
+    assert "RuntimeError: no answer from http://botuser:<Bot API password>@" in text
+    assert_nothing_of(SECRETS, text)
+
+
+def test_a_library_warning_goes_through_the_log_redacted(
+    logs: Callable[[Settings], io.StringIO]
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        out = logs(settings())
+        warnings.warn(f"slow answer from {API_URL}/bot{TOKEN}/getMe", RuntimeWarning,
+                      stacklevel=1)
+    text = out.getvalue()
+    assert "WARNING py.warnings:" in text
+    assert "RuntimeWarning: slow answer from http://botuser:<Bot API password>@" in text
+    assert_nothing_of(SECRETS, text)
+
+
 def test_short_and_unknown_secrets_are_caught_by_their_shape(
     logs: Callable[[Settings], io.StringIO]
 ) -> None:
@@ -229,10 +263,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.Monk
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DIGEST_DIR", str(tmp_path))
     root = logging.getLogger()
-    saved = root.handlers[:], root.level, sys.excepthook
+    saved = root.handlers[:], root.level, sys.excepthook, threading.excepthook
     yield monkeypatch
-    root.handlers[:], level, sys.excepthook = saved
+    root.handlers[:], level, sys.excepthook, threading.excepthook = saved
     root.setLevel(level)
+    logging.captureWarnings(False)
 
 
 @pytest.mark.parametrize(
