@@ -150,9 +150,9 @@ async def _prepare(parts: Assembly) -> None:
     if not settings.digest_dir.is_dir():
         log.warning("digest folder %s does not exist yet; scanning it every %ss anyway",
                     settings.digest_dir, settings.scan_interval)
-    # Papers stored before "Related" existed, or by an ingest since: embedded in the
-    # background (a child process), so neither the start nor any answer waits for it.
-    parts.deps.related.refresh_soon()
+    # Papers stored before "Related" existed, or by an ingest since, are embedded after
+    # the scan that becoming the active instance starts (`deliver_new`), not here: a
+    # standby instance would embed them too.
     await startup(parts.app, parts.deps)
     log.info("paperfeed running as @%s", parts.app.bot.username)
 

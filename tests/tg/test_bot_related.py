@@ -159,10 +159,12 @@ async def test_each_scan_embeds_its_papers_in_the_background(botapi: FakeBotApi,
         await parts.engine.dispose()
 
 
-async def test_at_start_an_archive_stored_before_is_embedded_in_the_background(
+async def test_an_archive_stored_before_is_embedded_after_the_active_instances_scan(
         botapi: FakeBotApi, tmp_path: Path) -> None:
     """An archive ingested before "Related" existed: the start (as `paperfeed run`
-    prepares it) sets the embedding off and goes on; the papers get their vectors."""
+    prepares it, in a standby instance too) embeds nothing; the scan that the active
+    instance runs on election, with nothing new to read, sets the embedding off in the
+    background, and the papers get their vectors."""
     parts = assemble(make_settings(tmp_path, botapi), embed_after_scan=True)
     related, vectors = parts.deps.related, parts.services.vectors
     try:
@@ -171,6 +173,10 @@ async def test_at_start_an_archive_stored_before_is_embedded_in_the_background(
         assert await vectors.count_missing(related.model) == FIXTURE_DISTINCT_IDS
         async with running_application(parts.app, botapi):
             await _prepare(parts)
+            await related.wait()
+            assert await vectors.count_missing(related.model) == FIXTURE_DISTINCT_IDS
+            report = await scan_once(parts.deps.ingestor, parts.deps.scan_status)
+            assert report.files_read == 0
             await related.wait()
         assert await vectors.count_missing(related.model) == 0
         assert related.index is not None
