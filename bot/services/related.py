@@ -5,8 +5,9 @@ title or abstract changed, every one after a model change), embeds them a batch 
 time in a worker thread (the bot's embed function runs the model in a child process, so
 its 40 MB never enter the bot: bot/services/embedding.py), stores the int8 codes with
 the papers (bot/storage/vectors.py) and adds them to the index in memory. The bot calls
-`refresh_soon` after each scan, once delivery has queued the new papers, and at start,
-for an archive stored before this feature; `paperfeed ingest` calls `refresh`.
+`refresh_soon` after each scan of the active instance, once delivery has queued the new
+papers (the scan it runs on election catches an archive stored before this feature);
+`paperfeed ingest` calls `refresh`.
 
 The index (bot/domain/neighbours.py: 256 bytes a paper, 27 MB at 100 000 papers) is read
 from the database on first use, or at the end of the bot's first background refresh, and
@@ -105,6 +106,11 @@ class Related:
                 for n in found if n.id in papers]
         return RelatedPapers(paper, tuple(near[:k]))
 
+    async def missing(self) -> int:
+        """Papers still without a vector of this model: /stats tells the operator, as
+        their Related button says "not ready yet"."""
+        return await self._vectors.count_missing(self.model)
+
     # --- upkeep ------------------------------------------------------------------------
 
     async def refresh(self, progress: Callable[[int], None] | None = None) -> int:
@@ -138,8 +144,8 @@ class Related:
             return stored_total
 
     def refresh_soon(self) -> None:
-        """Refresh in the background, then have the index ready (the bot: after a scan,
-        and at start). While one runs, it runs once more when done instead."""
+        """Refresh in the background, then have the index ready (the bot: after each
+        scan). While one runs, it runs once more when done instead."""
         if self._task is not None and not self._task.done():
             self._again = True
             return

@@ -81,6 +81,11 @@ async def test_stats_for_the_operator(bot: BotUnderTest) -> None:
     assert "1 files are not digests" in text
     assert "Last scan: none since the bot started" in text
     assert "Deliveries: pending 0 · failed 0 · cancelled 0 · sent 0" in text
+    assert "24 papers are waiting for their vectors (🔗 Related)" in text
+    assert await bot.deps.related.refresh() == 24  # as the bot's background refresh does
+    s.send_command(chat, op, "/stats")
+    await bot.settle()
+    assert "waiting for their vectors" not in (s.sent_to(chat.id)[-1].plain_text or "")
 
 
 async def test_rescan_finds_a_new_digest_and_stats_remember_it(bot: BotUnderTest) -> None:

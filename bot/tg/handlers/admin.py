@@ -43,6 +43,7 @@ TEXTS = {
         "archive": "<b>Archive</b>: {papers} papers · {digests} digests · {tags} tags",
         "span": "digests from {first} to {last}",
         "skipped_files": "{count} files are not digests",
+        "unembedded": "{count} papers are waiting for their vectors (🔗 Related)",
         "scan": "<b>Last scan</b>: {when}",
         "scan_none": "<b>Last scan</b>: none since the bot started",
         "scan_result": "{read} files read · {new} papers new · {updated} updated · "
@@ -78,6 +79,7 @@ TEXTS = {
         "archive": "<b>资料库</b>：{papers} 篇论文 · {digests} 期日报 · {tags} 个主题",
         "span": "日报日期 {first} 至 {last}",
         "skipped_files": "{count} 个文件不是日报",
+        "unembedded": "{count} 篇论文尚待生成向量（🔗 相关论文）",
         "scan": "<b>上次扫描</b>：{when}",
         "scan_none": "<b>上次扫描</b>：启动以来尚未扫描",
         "scan_result": "读取 {read} 个文件 · 新论文 {new} · 更新 {updated} · "
@@ -151,6 +153,9 @@ class Admin:
                             last=archive.last_date.isoformat()))
         if archive.skipped_files:
             lines.append(tr(TEXTS, lang, "skipped_files", count=archive.skipped_files))
+        unembedded = await self.deps.related.missing()
+        if unembedded:
+            lines.append(tr(TEXTS, lang, "unembedded", count=unembedded))
         lines.extend(self._scan_lines(lang))
         lines.append(tr(TEXTS, lang, "deliveries", counts=await self._deliveries(lang)))
         return "\n".join(lines)
