@@ -196,9 +196,7 @@ class Planner:
         would be stale by the time it resumes). Returns how many were queued."""
         now = self._clock.now()
         queued = 0
-        for chat in await self._chats.subscribers():
-            if not chat.weekly or chat.paused:
-                continue
+        for chat in await self._chats.subscribers(roundups_only=True):
             monday, at = self.roundup_time(chat, now)
             if now >= at and await self._outbox.enqueue_roundup(chat.chat_id, monday,
                                                                 now=now):

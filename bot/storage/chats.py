@@ -198,14 +198,20 @@ class ChatRepo(Repository):
             await session.flush()
             return await self._load(session, new_id)
 
-    async def subscribers(self) -> list[Chat]:
-        """Active chats that follow something."""
+    async def subscribers(self, *, roundups_only: bool = False) -> list[Chat]:
+        """Active chats that follow something; ``roundups_only``: of those, the ones that
+        asked for the weekly roundup and are not paused (a few, read hourly: not every
+        subscriber's row)."""
         async with self._read() as session:
-            rows = (await session.scalars(select(ChatRow).where(ChatRow.active.is_(True)))).all()
+            wanted = select(ChatRow).where(ChatRow.active.is_(True))
+            tags = select(SubscriptionRow.chat_id, SubscriptionRow.tag)
+            if roundups_only:
+                wanted = wanted.where(ChatRow.weekly.is_(True), ChatRow.paused.is_(False))
+                tags = tags.join(ChatRow, ChatRow.chat_id == SubscriptionRow.chat_id).where(
+                    ChatRow.weekly.is_(True), ChatRow.paused.is_(False))
+            rows = (await session.scalars(wanted)).all()
             subs: dict[int, list[str]] = {}
-            for chat_id, tag in await session.execute(
-                select(SubscriptionRow.chat_id, SubscriptionRow.tag)
-            ):
+            for chat_id, tag in await session.execute(tags):
                 subs.setdefault(chat_id, []).append(tag)
             chats = [_to_chat(row, subs.get(row.chat_id, ())) for row in rows]
             return [chat for chat in chats if chat.subscribed]

@@ -75,6 +75,22 @@ async def test_deactivate_hides_from_subscribers_until_reactivated(chats: ChatRe
     assert [c.chat_id for c in await chats.subscribers()] == [9]
 
 
+async def test_roundup_subscribers_are_the_weekly_unpaused_followers(chats: ChatRepo) -> None:
+    for chat_id in (1, 2, 3, 4, 5):
+        await chats.ensure(chat_id, "private")
+    for chat_id in (1, 2, 3, 5):
+        await chats.subscribe(chat_id, ["NeRF", "GAN"] if chat_id == 1 else ["3DGS"])
+    for chat_id in (1, 2, 4, 5):
+        await chats.update_settings(chat_id, weekly=True)
+    await chats.update_settings(2, paused=True)
+    await chats.deactivate(5, "Forbidden: bot was blocked by the user")
+    # 2 paused, 3 not weekly, 4 follows nothing, 5 blocked the bot
+    [one] = await chats.subscribers(roundups_only=True)
+    assert one == await chats.get(1)
+    assert one.tags == ("GAN", "NeRF")
+    assert sorted(c.chat_id for c in await chats.subscribers()) == [1, 2, 3]
+
+
 async def test_group_migration_keeps_the_subscription(chats: ChatRepo) -> None:
     await chats.ensure(-5, "group", "Reading group")
     await chats.subscribe(-5, ["NeRF", "GAN"])
