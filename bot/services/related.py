@@ -10,10 +10,12 @@ papers (the scan it runs on election catches an archive stored before this featu
 `paperfeed ingest` calls `refresh`.
 
 The index (bot/domain/neighbours.py: 256 bytes a paper, 27 MB at 100 000 papers) is read
-from the database on first use, or at the end of the bot's first background refresh, and
-built in a thread. It never changes in place: an update builds a new one in a thread and
-swaps the reference. What other processes change (a `paperfeed ingest`, the active
-instance's scans seen from a standby, papers that left with their digest) is caught by
+from the database on first use, or at the end of the bot's first background refresh,
+straight into one array (in a thread, a chunk at a time). An index never changes: an
+update makes a new one in a thread and swaps the reference; new papers are appended to
+the same array, so a scan's papers cost their own rows, not a second index. What other
+processes change (a `paperfeed ingest`, the active instance's scans seen from a standby,
+papers that left with their digest) is caught by
 a sync: one aggregate over the stored vectors (their count and the sum of their ids)
 compared with the index, at most once a minute and at the end of each refresh; only when
 they differ are the ids read and the difference applied. A vector replaced by another
@@ -34,7 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from bot.domain.neighbours import Codes, NeighbourIndex, quantise
+from bot.domain.neighbours import Codes, IndexBuilder, NeighbourIndex, quantise
 from bot.domain.related import RelatedPaper, RelatedPapers, shared_tags
 from bot.services.embedding import MODEL_NAME, WEIGHTS_SHA256, embed_papers_apart
 from bot.storage.vectors import PaperText, VectorRepo
@@ -205,24 +207,23 @@ class Related:
             return self._current()
 
     async def _build(self) -> None:
-        """Read every stored vector of this model, a chunk at a time, each chunk made an
-        array at once (100 000 small bytes objects would double the memory for a
-        moment); build the index from them in a thread."""
-        ids: list[npt.NDArray[np.int64]] = []
-        codes: list[Codes] = []
-        dim: int | None = None
+        """Read every stored vector of this model, a chunk at a time, each chunk copied
+        (in a thread) into one array sized by a count taken first: neither 100 000 small
+        bytes objects nor the chunks and a joined copy of them exist at once."""
+        expected, _ = await self._vectors.signature(self.model)
+        builder: IndexBuilder | None = None
         after = 0
         while True:
             chunk = await self._vectors.blobs(self.model, after, LOAD_CHUNK)
             if chunk:
-                dim = dim if dim is not None else len(chunk[0][1])
-                chunk_ids, chunk_codes = _arrays(chunk, dim)
-                ids.append(chunk_ids)
-                codes.append(chunk_codes)
+                if builder is None:
+                    builder = IndexBuilder(len(chunk[0][1]), expected)
+                ids, codes = _arrays(chunk, builder.dim)
+                await asyncio.to_thread(builder.add, ids, codes)
             if len(chunk) < LOAD_CHUNK:
                 break
             after = chunk[-1][0]
-        index = await asyncio.to_thread(_built, ids, codes, dim or 0)
+        index = (builder or IndexBuilder(0)).build()
         self._index = index
         self._synced_at = self._clock()
         log.info("related: index of %d papers built (%.1f MB)", len(index),
@@ -261,18 +262,6 @@ def _arrays(rows: Blobs, dim: int) -> tuple[npt.NDArray[np.int64], Codes]:
     return ids, codes.reshape(len(good), dim)
 
 
-def _built(ids: list[npt.NDArray[np.int64]], codes: list[Codes], dim: int
-           ) -> NeighbourIndex:
-    """The index of these chunks; the lists are emptied as soon as they are joined, so
-    at most two copies of the codes exist at once."""
-    if not ids:
-        return NeighbourIndex(np.zeros(0, np.int64), np.zeros((0, dim), np.int8))
-    all_ids, all_codes = np.concatenate(ids), np.concatenate(codes)
-    ids.clear()
-    codes.clear()
-    return NeighbourIndex(all_ids, all_codes)
-
-
 def _changed(index: NeighbourIndex, rows: Blobs, gone: Sequence[int]) -> NeighbourIndex:
     """A new index: `index` without `gone`, with `rows` added or replaced."""
     if len(gone):
@@ -280,4 +269,4 @@ def _changed(index: NeighbourIndex, rows: Blobs, gone: Sequence[int]) -> Neighbo
     if not rows:
         return index
     ids, codes = _arrays(rows, index.dim if len(index) else len(rows[0][1]))
-    return index.with_rows(ids.tolist(), codes)
+    return index.with_rows(ids, codes)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.domain.neighbours import (
+    IndexBuilder,
     Neighbour,
     NeighbourIndex,
     decode,
@@ -194,3 +197,116 @@ def test_bad_input_is_refused() -> None:
 def test_memory_is_one_byte_a_dimension() -> None:
     index = NeighbourIndex.from_vectors(list(range(1000)), unit_rows(1000, dim=256))
     assert index.nbytes == 1000 * (256 + 8 + 4)
+
+
+def same_index(got: NeighbourIndex, want: NeighbourIndex) -> None:
+    """The same papers, vectors and answers."""
+    assert got.ids.tolist() == want.ids.tolist()
+    assert got.dim == want.dim
+    for paper_id in want.ids.tolist()[::7]:
+        assert got.related(paper_id, 5) == want.related(paper_id, 5)
+    if len(want):
+        query = np.arange(want.dim, dtype=np.float32) - want.dim / 2
+        assert got.scores(query).tolist() == want.scores(query).tolist()
+
+
+def test_appended_papers_answer_as_an_index_built_at_once() -> None:
+    vectors = unit_rows(700, seed=10)
+    codes = quantise(vectors)
+    index = NeighbourIndex.from_vectors(list(range(100)), vectors[:100])
+    # Past its spare room and beyond: batches of new (larger) ids, each out of order.
+    for start in range(100, 700, 60):
+        batch = list(range(start, min(start + 60, 700)))[::-1]
+        index = index.with_rows(batch, codes[batch])
+    same_index(index, NeighbourIndex(list(range(700)), codes))
+
+
+def test_an_append_leaves_the_old_index_as_it_was() -> None:
+    vectors = unit_rows(30, seed=11)
+    codes = quantise(vectors)
+    old = NeighbourIndex(list(range(20)), codes[:20])
+    before = {i: old.related(i, 5) for i in range(20)}
+    query = vectors[25]
+    scores = old.scores(query).tolist()
+    first = old.with_rows([20, 21, 22], codes[20:23])
+    # From the same old index again: it must not write over the rows `first` took.
+    second = old.with_rows([20, 21], codes[[28, 29]])
+    assert len(old) == 20
+    assert old.ids.tolist() == list(range(20))
+    assert {i: old.related(i, 5) for i in range(20)} == before
+    assert old.scores(query).tolist() == scores
+    same_index(first, NeighbourIndex(list(range(23)), codes[:23]))
+    same_index(second, NeighbourIndex(list(range(22)), codes[[*range(20), 28, 29]]))
+    assert float(first.vector(20) @ vectors[20]) > 0.999
+    assert float(second.vector(20) @ vectors[28]) > 0.999
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 60), max_size=12)),
+                      max_size=12),
+       seed=st.integers(0, 2**32 - 1))
+def test_any_adds_and_removals_answer_as_a_fresh_index(
+        steps: list[tuple[bool, list[int]]], seed: int) -> None:
+    """Appends, replacements, papers in between and removals, from any earlier index:
+    every index made on the way answers as one built from its papers at once."""
+    rng = np.random.default_rng(seed)
+    index = NeighbourIndex.from_vectors([], np.zeros((0, 8), np.float32))
+    held: list[tuple[NeighbourIndex, dict[int, np.ndarray]]] = [(index, {})]
+    for add, ids in steps:
+        base, papers = held[int(rng.integers(len(held)))]  # an old index, too
+        unique = list(dict.fromkeys(ids))
+        if add:
+            codes = rng.integers(-127, 128, size=(len(unique), 8)).astype(np.int8)
+            index = base.with_rows(unique, codes)
+            papers = {**papers, **dict(zip(unique, codes, strict=True))}
+        else:
+            index = base.without(unique)
+            papers = {i: c for i, c in papers.items() if i not in unique}
+        held.append((index, papers))
+    for index, papers in held:
+        fresh = NeighbourIndex(list(papers), np.array(list(papers.values()), np.int8)
+                               .reshape(len(papers), 8))
+        same_index(index, fresh)
+
+
+def test_adding_new_papers_does_not_copy_the_index() -> None:
+    """What an append allocates is the new rows, not another index (at 100 000 papers a
+    copy is 25 MB, briefly two indexes in memory)."""
+    n, dim = 20_000, 256
+    codes = np.random.default_rng(12).integers(-127, 128, (n, dim)).astype(np.int8)
+    index = NeighbourIndex(np.arange(n), codes)
+    new = quantise(unit_rows(10, dim=dim, seed=13))
+    tracemalloc.start()
+    try:
+        grown = index.with_rows(list(range(n, n + 10)), new)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(grown) == n + 10
+    assert peak < n * dim / 10
+
+
+def test_a_builder_fills_one_array_from_chunks() -> None:
+    vectors = unit_rows(250, seed=14)
+    codes = quantise(vectors)
+    ids = list(range(1000, 1250))
+    builder = IndexBuilder(16, expected=100)  # more come than expected: it grows
+    for start in range(0, 250, 40):
+        builder.add(ids[start:start + 40], codes[start:start + 40])
+    builder.add([], np.zeros((0, 16), np.int8))
+    assert len(builder) == 250
+    same_index(builder.build(), NeighbourIndex(ids, codes))
+    with pytest.raises(RuntimeError, match="built"):
+        builder.add([5000], codes[:1])
+    shuffled = IndexBuilder(16, expected=250)  # chunks out of id order: sorted at the end
+    shuffled.add(ids[100:], codes[100:])
+    shuffled.add(ids[:100], codes[:100])
+    same_index(shuffled.build(), NeighbourIndex(ids, codes))
+    assert len(IndexBuilder(16).build()) == 0
+    with pytest.raises(ValueError, match="8-d vectors for a 16-d index"):
+        IndexBuilder(16).add([1], quantise(unit_rows(1, dim=8)))
+    twice = IndexBuilder(16)
+    twice.add([1, 2], codes[:2])
+    twice.add([2], codes[2:3])
+    with pytest.raises(ValueError, match="unique"):
+        twice.build()
