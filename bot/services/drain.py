@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -149,12 +149,17 @@ class _Skip(Exception):
     """The row must not be sent (its paper left the archive, ...)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Lane:
-    """One chat's rows during a pass: sent in order by one task at a time."""
+    """One chat's rows during a pass: sent in order by one task at a time.
+
+    A pass keeps a lane for every chat it met (10 000 in a broadcast): a list, not a
+    deque (760 bytes even when empty), and slots keep one under 200 bytes when idle; a
+    lane holds at most ``chat_buffer`` rows, so taking the first off a list costs nothing.
+    """
 
     chat_id: int
-    rows: deque[OutboxItem] = field(default_factory=deque)
+    rows: list[OutboxItem] = field(default_factory=list)
     chat: Chat | None = None  # loaded when the lane first runs in its pass
     loaded: bool = False
     running: bool = False
@@ -538,7 +543,7 @@ class Drain:
                     await asyncio.sleep(delay)
                 item = lane.rows[0]
                 if item.id in run.listed:  # sent (or dropped) as part of a list message
-                    lane.rows.popleft()
+                    lane.rows.pop(0)
                     self._release(run, 1)
                     continue
                 async with slots:
@@ -558,7 +563,7 @@ class Drain:
                             step = _Next.STOP
                 if step is not _Next.SKIPPED:
                     self._ready[lane.chat_id] = loop.time() + self._gap(chat)
-                lane.rows.popleft()
+                lane.rows.pop(0)
                 self._release(run, 1)
                 state.progress = True
                 if step in (_Next.STOP, _Next.MOVED):

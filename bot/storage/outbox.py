@@ -125,16 +125,27 @@ class OutboxItem:
     listed: bool = False  # goes out as a line of a list message (see Drain)
 
 
-def _item(row: OutboxRow) -> OutboxItem:
+def _item(row: OutboxRow, shared: dict[Any, Any] | None = None) -> OutboxItem:
+    """``shared``: one dict for a page of rows, in which equal strings and times become
+    one object. The drain holds up to 16 384 rows; in a broadcast they repeat a handful
+    of kinds, states, arXiv ids, paths and times, and one copy of each per row was half
+    of the 11 MB those rows took."""
+    same = shared.setdefault if shared is not None else _as_is
     return OutboxItem(
-        id=row.id, chat_id=row.chat_id, kind=row.kind, reason=row.reason,
-        arxiv_id=row.arxiv_id, digest_path=row.digest_path,
-        meta=dict(row.meta) if row.meta is not None else None, state=row.state,
-        attempts=row.attempts, last_error=row.last_error, message_id=row.message_id,
-        due_at=row.due_at, next_attempt_at=row.next_attempt_at, created_at=row.created_at,
+        id=row.id, chat_id=row.chat_id, kind=same(row.kind, row.kind),
+        reason=same(row.reason, row.reason), arxiv_id=same(row.arxiv_id, row.arxiv_id),
+        digest_path=same(row.digest_path, row.digest_path),
+        meta=dict(row.meta) if row.meta is not None else None,
+        state=same(row.state, row.state), attempts=row.attempts, last_error=row.last_error,
+        message_id=row.message_id, due_at=same(row.due_at, row.due_at),
+        next_attempt_at=row.next_attempt_at, created_at=same(row.created_at, row.created_at),
         sent_at=row.sent_at, papers=int((row.meta or {}).get("papers") or 0),
         listed=bool(row.listed),
     )
+
+
+def _as_is(_key: Any, value: Any) -> Any:
+    return value
 
 
 def _error(text: str) -> str:
@@ -250,8 +261,9 @@ class OutboxRepo(Repository):
             .order_by(OutboxRow.id)
             .limit(limit)
         )
+        shared: dict[Any, Any] = {}
         async with self._read() as session:
-            return [_item(row) for row in (await session.scalars(stmt)).all()]
+            return [_item(row, shared) for row in (await session.scalars(stmt)).all()]
 
     async def get(self, row_id: int) -> OutboxItem | None:
         async with self._read() as session:
