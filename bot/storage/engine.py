@@ -2,24 +2,24 @@
 
 Nothing here runs at import time; the composition root calls `make_engine` once and
 `migrate` on start. Migrations ship inside the package (bot/migrations), so no
-alembic.ini is needed at run time.
+alembic.ini is needed at run time. Alembic (with Mako, 7 MB of a running bot's memory)
+is imported only when a migration runs: `migrate` first compares the database's
+revision with the newest one shipped, read from the migration files' headers.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import cache
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, func, select
+from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -28,6 +28,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent.parent / "migrations"
 """Found from this file rather than as the resource "bot:migrations", which an editable
@@ -149,6 +152,8 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic Config built in code: script location inside the package, optional URL."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     if url is not None:
@@ -183,17 +188,29 @@ async def _run_alembic(
 
 
 async def migrate(target: AsyncEngine | str, revision: str = "head") -> None:
-    """Apply every pending migration (up to `revision`) in one transaction."""
+    """Apply every pending migration (up to `revision`) in one transaction; a database
+    already at the newest revision is left alone without importing Alembic."""
+    if revision == "head":
+        shipped = shipped_head()
+        if shipped is not None:
+            async with _engine_of(target) as engine:
+                if await _stored_revisions(engine) == (shipped,):
+                    return
+    from alembic import command
+
     await _run_alembic(target, command.upgrade, revision)
 
 
 async def downgrade(target: AsyncEngine | str, revision: str = "base") -> None:
     """Undo migrations down to `revision` ("base" drops everything); for tests and rollbacks."""
+    from alembic import command
+
     await _run_alembic(target, command.downgrade, revision)
 
 
 async def current_revision(target: AsyncEngine | str) -> str | None:
     """The revision the database is at; None for an empty (never migrated) database."""
+    from alembic.runtime.migration import MigrationContext
 
     def read(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
@@ -202,8 +219,55 @@ async def current_revision(target: AsyncEngine | str) -> str | None:
         return await conn.run_sync(read)
 
 
+async def _stored_revisions(engine: AsyncEngine) -> tuple[str, ...] | None:
+    """The rows of Alembic's version table; None when there is none (never migrated)."""
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+            return tuple(sorted(str(row[0]) for row in rows))
+    except Exception:  # no such table (or unreadable): Alembic decides
+        return None
+
+
+@cache
+def shipped_head() -> str | None:
+    """The newest revision in bot/migrations/versions, read from the files' `revision`
+    and `down_revision` lines; None if they are not plain strings with one head (then
+    Alembic, which this must agree with, decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        header = _revision_lines(path)
+        revision, down = header.get("revision"), header.get("down_revision")
+        downs = down if isinstance(down, tuple | list) else () if down is None else (down,)
+        if not isinstance(revision, str) or not all(isinstance(d, str) for d in downs):
+            return None
+        revisions.add(revision)
+        parents.update(downs)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _revision_lines(path: Path) -> dict[str, object]:
+    """A migration file's module-level `revision` and `down_revision` values."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
+            else None)
+        if (isinstance(target, ast.Name) and target.id in ("revision", "down_revision")
+                and isinstance(node, ast.AnnAssign | ast.Assign) and node.value is not None):
+            try:
+                found[target.id] = ast.literal_eval(node.value)
+            except ValueError:
+                found[target.id] = node  # not a literal: shipped_head gives up
+    return found
+
+
 def head_revision() -> str:
     """The newest revision this code ships; `doctor` compares it with current_revision."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships migrations
         raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")

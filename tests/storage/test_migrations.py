@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -15,6 +18,7 @@ from bot.storage.engine import (
     make_engine,
     make_sessionmaker,
     migrate,
+    shipped_head,
 )
 from bot.storage.repository import ArchiveRepo
 from bot.storage.search import is_search_object
@@ -51,6 +55,25 @@ async def test_migrate_is_idempotent_and_accepts_a_url(database_url: str) -> Non
     await migrate(database_url)
     await migrate(database_url)
     assert await current_revision(database_url) == head_revision()
+
+
+def test_the_head_read_from_the_files_is_alembics() -> None:
+    assert shipped_head() == head_revision()
+
+
+def test_a_database_at_head_is_left_alone_without_loading_alembic(tmp_path: Path) -> None:
+    """Alembic and Mako are 7 MB of a running bot's memory: a bot restarted on a
+    database that needs no migration never imports them."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}"
+    asyncio.run(migrate(url))
+    code = ("import asyncio, sys\n"
+            "from bot.storage.engine import current_revision, migrate\n"
+            f"asyncio.run(migrate({url!r}))\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "[]"
+    assert asyncio.run(current_revision(url)) == head_revision()
 
 
 async def test_migrations_match_the_declared_tables(database_url: str) -> None:
