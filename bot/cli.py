@@ -291,9 +291,10 @@ def related(
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many papers.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per paper.")] = False,
 ) -> None:
-    """The papers nearest in meaning (title and abstract) to one paper, as the bot's
-    🔗 Related button lists them: date, the tags they share with it, and similarity
-    (cosine, 1 at most). Papers not embedded yet are embedded first."""
+    """The papers nearest in meaning (title and abstract) to one paper, those of its
+    topics first, as the bot's 🔗 Related button lists them: date, the tags they share
+    with it, and similarity (cosine, 1 at most). Papers not embedded yet are embedded
+    first."""
     settings = _settings()
 
     async def work(services: Services) -> RelatedPapers:

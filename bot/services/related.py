@@ -22,7 +22,10 @@ they differ are the ids read and the difference applied. A vector replaced by an
 process under the same id is the one change a sync does not see (until the next start).
 
 A query (`related`) is a matrix-vector product over the whole index, about 7 ms at
-100 000 papers, so it runs in a worker thread too.
+100 000 papers, so it runs in a worker thread too. It gives the POOL nearest in meaning;
+their tags (one query on the listings, not 50 papers loaded) let
+bot.domain.related.topics_first put the papers of the same topics first, and only the
+few shown are loaded.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.domain.neighbours import Codes, IndexBuilder, NeighbourIndex, quantise
-from bot.domain.related import RelatedPaper, RelatedPapers, shared_tags
+from bot.domain.related import (
+    POOL,
+    Candidate,
+    RelatedPaper,
+    RelatedPapers,
+    shared_tags,
+    topics_first,
+)
 from bot.services.embedding import MODEL_NAME, WEIGHTS_SHA256, embed_papers_apart
 from bot.storage.vectors import PaperText, VectorRepo
 
@@ -85,9 +95,10 @@ class Related:
     # --- answering ---------------------------------------------------------------------
 
     async def related(self, arxiv_id: str, k: int = K) -> RelatedPapers | None:
-        """The k papers nearest to this one (any version, a URL works), best first, each
-        with the tags the two share; None when the archive has no such paper. Not
-        ``ready`` while the paper has no vector yet."""
+        """The k papers related to this one (any version, a URL works): of the POOL
+        nearest in meaning, those of its topics first (topics_first), each with the tags
+        the two share; None when the archive has no such paper. Not ``ready`` while the
+        paper has no vector yet."""
         paper_id = await self._vectors.paper_id(arxiv_id)
         if paper_id is None:
             return None
@@ -96,17 +107,29 @@ class Related:
             async with self._index_lock:
                 await self._sync()
                 index = self._current()
-        found = (await asyncio.to_thread(index.related, paper_id, k + _SPARE)
-                 if paper_id in index else None)
-        papers = await self._vectors.papers([paper_id, *(n.id for n in found or ())])
+        ranked: list[Candidate] = []
+        ready = paper_id in index
+        if ready:
+            found = await asyncio.to_thread(index.related, paper_id, max(POOL, k + _SPARE))
+            tags = await self._vectors.tags([paper_id, *(n.id for n in found)])
+            # A paper without tags has left the archive since the last sync.
+            pool = [Candidate(n.id, n.score, tags[n.id]) for n in found if n.id in tags]
+            ranked = topics_first(tags.get(paper_id, ()), pool, len(pool))
+        papers = await self._vectors.papers([paper_id, *(c.id for c in ranked[:k])])
         paper = papers.get(paper_id)
         if paper is None:  # it left the archive a moment ago
             return None
-        if found is None:
+        if not ready:
             return RelatedPapers(paper, ready=False)
-        near = [RelatedPaper(papers[n.id], n.score, shared_tags(paper, papers[n.id]))
-                for n in found if n.id in papers]
-        return RelatedPapers(paper, tuple(near[:k]))
+        shown = [c for c in ranked[:k] if c.id in papers]
+        rest = ranked[k:]
+        while len(shown) < k and rest:  # some left between the two reads: the next ones
+            more, rest = rest[:k - len(shown)], rest[k - len(shown):]
+            papers.update(await self._vectors.papers([c.id for c in more]))
+            shown += [c for c in more if c.id in papers]
+        return RelatedPapers(paper, tuple(
+            RelatedPaper(papers[c.id], c.score, shared_tags(paper, papers[c.id]))
+            for c in shown))
 
     async def missing(self) -> int:
         """Papers still without a vector of this model: /stats tells the operator, as

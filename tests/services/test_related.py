@@ -1,6 +1,7 @@
 """Related papers as a service: what a refresh embeds (only what lacks a vector, in
-batches, never on the event loop), what a query answers (the nearest others, with the
-tags they share), and how the index in memory follows the database."""
+batches, never on the event loop), what a query answers (the nearest others, those of
+the same topics first, with the tags they share), and how the index in memory follows
+the database."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.models import Digest
+from bot.domain.related import TOPIC_BONUS
 from bot.services.embedding import Embedder
 from bot.services.related import Related
 from bot.storage.engine import make_sessionmaker
@@ -136,6 +138,38 @@ async def test_related_are_the_nearest_others_with_the_tags_they_share(
     assert await related.related("2406.99999") is None
 
 
+async def test_papers_of_the_same_topics_come_first_unless_far_less_near(
+        repos: tuple[ArchiveRepo, VectorRepo], fake: FakeEmbedder) -> None:
+    """By meaning alone the two 3DGS papers come first; a NeRF paper within TOPIC_BONUS
+    of the second overtakes it, not the first (far closer), and keeps its own cosine."""
+    archive, vectors = repos
+    paper = ("2406.00031", "Radiance fields", "radiance radiance radiance splat")
+    closest = ("2406.00032", "Radiance field splats", "radiance radiance radiance splat")
+    closer = ("2406.00033", "Radiance splats", "radiance radiance splat splat")
+    same_topic = ("2406.00034", "Radiance avatars", "radiance radiance radiance avatar avatar")
+    far = ("2406.00035", "Diffusion", "diffusion diffusion radiance")
+    await publish(archive, "NeRF", paper, same_topic)
+    await publish(archive, "3DGS", closest, closer)
+    await publish(archive, "Diffusion Models", far)
+    related = Related(vectors, fake)
+    await related.refresh()
+    found = await related.related(paper[0])
+    assert found is not None
+    assert related.index is not None
+    paper_id = await vectors.paper_id(paper[0])
+    assert paper_id is not None
+    by_meaning = related.index.related(paper_id, 4)
+    papers = await vectors.papers([n.id for n in by_meaning])
+    assert [papers[n.id].arxiv_id for n in by_meaning] == [
+        closest[0], closer[0], same_topic[0], far[0]]
+    assert [(i.paper.arxiv_id, i.shared_tags) for i in found.papers] == [
+        (closest[0], ()), (same_topic[0], ("NeRF",)), (closer[0], ()), (far[0], ())]
+    cosine = {papers[n.id].arxiv_id: n.score for n in by_meaning}
+    assert [i.score for i in found.papers] == [cosine[i.paper.arxiv_id] for i in found.papers]
+    lifted = (1 + TOPIC_BONUS) * cosine[same_topic[0]]
+    assert cosine[closer[0]] < lifted < cosine[closest[0]]
+
+
 async def test_not_ready_until_embedded_and_alone_is_empty(
         repos: tuple[ArchiveRepo, VectorRepo], fake: FakeEmbedder) -> None:
     archive, vectors = repos
@@ -176,6 +210,28 @@ async def test_the_index_follows_refreshes_and_papers_that_leave(
     assert [i.paper.arxiv_id for i in found.papers] == ["2406.00002"]
     await related.refresh()
     assert len(related.index) == 5
+
+
+async def test_a_paper_shown_that_leaves_meanwhile_gives_way_to_the_next(
+        engine: AsyncEngine, fake: FakeEmbedder) -> None:
+    """Its digest is deleted between the read of the candidates' tags and the read of
+    the papers shown: the next one in the ranking takes its place."""
+    sessions = make_sessionmaker(engine)
+    archive = ArchiveRepo(sessions)
+    await small_archive(archive)
+
+    class LeavingRepo(VectorRepo):
+        async def tags(self, paper_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+            found = await super().tags(paper_ids)
+            await archive.delete_file(make_digest("NeRF", DAY).path)  # RADIANCE leaves
+            return found
+
+    related = Related(LeavingRepo(sessions), fake)
+    await related.refresh()
+    found = await related.related(SPLATS[0], k=2)
+    assert found is not None
+    assert [i.paper.arxiv_id for i in found.papers] == [SPLAT_SCENES[0], DIFFUSION[0]]
+    assert found.paper.tags == ("3DGS",)  # read after the NeRF digest went
 
 
 async def test_the_index_is_read_a_chunk_at_a_time(

@@ -135,3 +135,21 @@ async def test_another_model_counts_as_missing_and_replaces(
     assert await vectors.blobs("old-model") == [(second.id, blob(second.id))]
     assert [t.id for t in await vectors.missing("new-model")] == [second.id]
     assert await vectors.store("new-model", []) == []
+
+
+async def test_tags_of_many_papers_without_loading_them(
+        repo: ArchiveRepo, vectors: VectorRepo) -> None:
+    """What the related ranking reads for its 50 candidates: each paper's tags, in
+    ArchivedPaper.tags' order (first listed first)."""
+    await archive(repo, "2406.00001", "2406.00002", topic="NeRF")
+    digest = make_digest("3DGS", date(2024, 5, 30), (make_paper("2406.00002"),))
+    await repo.store_digest(digest, state_of(digest))  # listed earlier under 3DGS
+    await archive(repo, "2406.00002", topic="GAN")
+    one, two = [await vectors.paper_id(i) for i in ("2406.00001", "2406.00002")]
+    assert one is not None
+    assert two is not None
+    tags = await vectors.tags([two, one, 999, one])
+    assert tags == {one: ("NeRF",), two: ("3DGS", "GAN", "NeRF")}  # 999 is no paper
+    papers = await vectors.papers([one, two])
+    assert {i: p.tags for i, p in papers.items()} == tags
+    assert await vectors.tags([]) == {}

@@ -1,6 +1,7 @@
 """The "🔗 Related" button of every card (``rl:<arxiv id>``): one message listing the 5
-papers nearest in meaning, each with the topics it shares with the paper and a button
-that opens its card (``pp:<arxiv id>``, answered by browse.py)."""
+papers nearest in meaning, those of the paper's topics first, each with the topics it
+shares with the paper and a button that opens its card (``pp:<arxiv id>``, answered by
+browse.py)."""
 
 from __future__ import annotations
 
