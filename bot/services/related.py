@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -107,29 +107,26 @@ class Related:
             async with self._index_lock:
                 await self._sync()
                 index = self._current()
+        if paper_id not in index:
+            paper = (await self._vectors.papers([paper_id])).get(paper_id)
+            return None if paper is None else RelatedPapers(paper, ready=False)
+        found = await asyncio.to_thread(index.related, paper_id, max(POOL, k + _SPARE))
         ranked: list[Candidate] = []
-        ready = paper_id in index
-        if ready:
-            found = await asyncio.to_thread(index.related, paper_id, max(POOL, k + _SPARE))
-            tags = await self._vectors.tags([paper_id, *(n.id for n in found)])
-            # A paper without tags has left the archive since the last sync.
+
+        def choose(tags: Mapping[int, tuple[str, ...]]) -> list[int]:
+            # A candidate without tags has left the archive since the index's last sync.
             pool = [Candidate(n.id, n.score, tags[n.id]) for n in found if n.id in tags]
-            ranked = topics_first(tags.get(paper_id, ()), pool, len(pool))
-        papers = await self._vectors.papers([paper_id, *(c.id for c in ranked[:k])])
+            ranked.extend(topics_first(tags.get(paper_id, ()), pool, k))
+            return [paper_id, *(c.id for c in ranked)]
+
+        papers = await self._vectors.tags_then_papers(
+            [paper_id, *(n.id for n in found)], choose)
         paper = papers.get(paper_id)
         if paper is None:  # it left the archive a moment ago
             return None
-        if not ready:
-            return RelatedPapers(paper, ready=False)
-        shown = [c for c in ranked[:k] if c.id in papers]
-        rest = ranked[k:]
-        while len(shown) < k and rest:  # some left between the two reads: the next ones
-            more, rest = rest[:k - len(shown)], rest[k - len(shown):]
-            papers.update(await self._vectors.papers([c.id for c in more]))
-            shown += [c for c in more if c.id in papers]
         return RelatedPapers(paper, tuple(
             RelatedPaper(papers[c.id], c.score, shared_tags(paper, papers[c.id]))
-            for c in shown))
+            for c in ranked if c.id in papers))
 
     async def missing(self) -> int:
         """Papers still without a vector of this model: /stats tells the operator, as

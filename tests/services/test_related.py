@@ -212,23 +212,23 @@ async def test_the_index_follows_refreshes_and_papers_that_leave(
     assert len(related.index) == 5
 
 
-async def test_a_paper_shown_that_leaves_meanwhile_gives_way_to_the_next(
+async def test_a_candidate_that_left_since_the_sync_gives_way_to_the_next(
         engine: AsyncEngine, fake: FakeEmbedder) -> None:
-    """Its digest is deleted between the read of the candidates' tags and the read of
-    the papers shown: the next one in the ranking takes its place."""
+    """Its digest is deleted after the index was built, and no sync has run since: the
+    index still finds it, the archive no longer has it, and the next one in the ranking
+    takes its place."""
     sessions = make_sessionmaker(engine)
     archive = ArchiveRepo(sessions)
     await small_archive(archive)
-
-    class LeavingRepo(VectorRepo):
-        async def tags(self, paper_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-            found = await super().tags(paper_ids)
-            await archive.delete_file(make_digest("NeRF", DAY).path)  # RADIANCE leaves
-            return found
-
-    related = Related(LeavingRepo(sessions), fake)
+    related = Related(VectorRepo(sessions), fake, sync_every=10**9)
     await related.refresh()
+    before = await related.related(SPLATS[0], k=2)  # builds the index
+    assert before is not None
+    assert [i.paper.arxiv_id for i in before.papers] == [SPLAT_SCENES[0], RADIANCE[0]]
+    index = related.index
+    await archive.delete_file(make_digest("NeRF", DAY).path)  # RADIANCE leaves
     found = await related.related(SPLATS[0], k=2)
+    assert related.index is index  # not synced: the index still holds RADIANCE
     assert found is not None
     assert [i.paper.arxiv_id for i in found.papers] == [SPLAT_SCENES[0], DIFFUSION[0]]
     assert found.paper.tags == ("3DGS",)  # read after the NeRF digest went
