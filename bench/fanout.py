@@ -3,13 +3,15 @@ private chats through the loopback Bot API server that enforces Telegram's limit
 
 Setup, per run: a copy of the ingested archive, N private chats subscribed (half to
 everything, half to the digest's topic; a tenth with compact cards), and the generated
-folder (day folders symlinked, nothing copied) plus one new digest. The bot is a real
-subprocess, `python -m bot run` (or `python -m bench.botproc run` when its limiter rate
-is raised), pointed at the fake server with BOT_API_URL, as tests/tg/test_run_process.py
-does. At start it scans, finds the new digest, queues a header and one card per paper
-for every chat and drains the outbox. The server (tests/botapi/server.py, in this
-process) validates every message like Telegram and applies FloodControl: the overall
-limit of the run, one message a second per private chat; it answers 429 beyond them.
+folder (every file hard-linked, nothing copied: the bot's scan walks and checks every
+file, as it does in use; it would not follow a symlinked day folder) plus one new
+digest. The bot is a real subprocess, `python -m bot run` (or `python -m bench.botproc
+run` when its limiter rate is raised), pointed at the fake server with BOT_API_URL, as
+tests/tg/test_run_process.py does. At start it scans, finds the new digest, queues a
+header and one card per paper for every chat and drains the outbox. The server
+(tests/botapi/server.py, in this process) validates every message like Telegram and
+applies FloodControl: the overall limit of the run, one message a second per private
+chat; it answers 429 beyond them.
 
 Measured:
 * rate: messages the server accepted in the first `window` seconds after the first one,
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import random
 import re
 import shutil
@@ -200,14 +203,21 @@ async def _add_chats(db: Path, chats: int, seed: int = 3) -> list[int]:
 
 
 def _folder(ws: Workspace, name: str, papers: int) -> tuple[Path, list[str]]:
-    """The generated day folders, symlinked, plus one new digest of `papers` papers."""
+    """The generated day folders, every file hard-linked (the same inode: the same size
+    and modification time the archive recorded, so the scan finds them unchanged), plus
+    one new digest of `papers` papers."""
     folder = ws.path(name)
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir()
     for day in ws.digests.iterdir():
         if day.is_dir():
-            (folder / day.name).symlink_to(day.resolve(), target_is_directory=True)
+            (folder / day.name).mkdir()
+            for file in day.iterdir():
+                try:
+                    os.link(file, folder / day.name / file.name)
+                except OSError:  # another file system, or no hard links there
+                    shutil.copy2(file, folder / day.name / file.name)
     ids = write_new_digest(folder, TOPIC, NEW_DAY, papers)
     return folder, ids
 

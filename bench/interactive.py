@@ -6,7 +6,7 @@ the loopback Bot API server (tests/botapi/server.py, in this process) that enfor
 Telegram's limits (FloodControl: 30 messages a second overall, one a second into a
 private chat; it answers 429 past them). Setup reuses the fan-out benchmark's
 (bench/fanout.py): a copy of the ingested archive, `chats` private chats subscribed to
-the new digest's topic or to everything, and the generated folder (symlinked) with one
+the new digest's topic or to everything, and the generated folder (hard-linked) with one
 new digest of `papers` papers, held back until the broadcast phase.
 
 1. Setup: every benchmark user (a private chat of its own, subscribed to nothing, a
@@ -449,7 +449,7 @@ async def run_interactive(ws: Workspace, spec: InteractiveSpec, archive: Path,
     if len(paper_ids) != spec.papers:
         raise RuntimeError(f"the new digest has {len(paper_ids)} papers, not {spec.papers}")
     new_day = folder / NEW_DAY.isoformat()
-    if new_day.is_symlink():
+    if (ws.digests / NEW_DAY.isoformat()).exists():
         raise RuntimeError(f"{NEW_DAY} is a day of the generated folder; pick another")
     held = ws.path("interactive-held")
     shutil.rmtree(held, ignore_errors=True)
