@@ -91,6 +91,18 @@ async def test_roundup_subscribers_are_the_weekly_unpaused_followers(chats: Chat
     assert sorted(c.chat_id for c in await chats.subscribers()) == [1, 2, 3]
 
 
+async def test_counts_say_how_many_chats_follow_something(chats: ChatRepo) -> None:
+    for chat_id in (1, 2, 3, 4, 5):
+        await chats.ensure(chat_id, "private")
+    await chats.subscribe(1, everything=True)
+    await chats.subscribe(2, ["NeRF", "GAN"])  # two rows, one chat
+    await chats.subscribe(5, ["NeRF"])
+    await chats.deactivate(5, "Forbidden: bot was blocked by the user")
+    # 3 and 4 follow nothing; 5 blocked the bot
+    assert await chats.counts() == {"chats": 5, "subscribed": 2, "inactive": 1}
+    assert len(await chats.subscribers()) == 2
+
+
 async def test_group_migration_keeps_the_subscription(chats: ChatRepo) -> None:
     await chats.ensure(-5, "group", "Reading group")
     await chats.subscribe(-5, ["NeRF", "GAN"])
