@@ -5,10 +5,8 @@ reading everything."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.query import parse_query
@@ -16,6 +14,7 @@ from bot.storage import search
 from bot.storage.engine import make_sessionmaker
 from bot.storage.repository import ArchiveRepo
 from tests.storage.factories import make_digest, make_paper, state_of
+from tests.storage.plans import match_statements, query_plan
 
 START = date(2024, 1, 1)
 
@@ -103,23 +102,12 @@ async def test_a_dated_tag_filter_hands_fts5_a_rowid_range(engine: AsyncEngine) 
         pytest.skip("a SQLite query plan")
     repo = ArchiveRepo(make_sessionmaker(engine))
     await _store(repo, list(range(4)))
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: object, _cursor: object, statement: str, parameters: Any,
-               *_args: object) -> None:
-        if "MATCH" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with match_statements(engine) as seen:
         _, total = await repo.search(parse_query("tag:NeRF until:2024-01-02 splatting"))
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert total == 10
     async with engine.connect() as conn:
         for sql, params in seen:
-            rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)).all()
-            plan = [str(row[-1]) for row in rows]
+            plan = await query_plan(conn, sql, params)
             [scan] = [step for step in plan if "VIRTUAL TABLE INDEX" in step]
             handed = scan.rsplit(":", 1)[-1]
             assert handed.startswith("M"), plan

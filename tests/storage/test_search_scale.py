@@ -5,10 +5,9 @@ narrowed listings, and the index settings migration 0004 applies."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.query import parse_query
@@ -16,6 +15,7 @@ from bot.storage import search
 from bot.storage.engine import make_sessionmaker
 from bot.storage.repository import ArchiveRepo
 from tests.storage.factories import make_digest, make_paper, state_of
+from tests.storage.plans import match_statements, query_plan
 
 START = date(2024, 1, 1)
 
@@ -52,28 +52,17 @@ async def test_filtered_text_search_reads_the_index_once(engine: AsyncEngine) ->
         pytest.skip("a SQLite query plan")
     repo = ArchiveRepo(make_sessionmaker(engine))
     await _store_days(repo, 3, 4)
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: object, _cursor: object, statement: str, parameters: Any,
-               *_args: object) -> None:
-        if "MATCH" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with match_statements(engine) as seen:
         for query in ("tag:NeRF splatting", "tag:NeRF since:2024-01-02 splatting",
                       "until:2024-01-02 author:Turing splatting"):
             hits, total = await repo.search(parse_query(query), limit=5)
             assert hits
             assert total >= len(hits)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
     filtered = [(sql, params) for sql, params in seen if "appearances" in sql]
     assert len(filtered) >= 3
     async with engine.connect() as conn:
         for sql, params in filtered:
-            rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)).all()
-            plan = [str(row[-1]) for row in rows]
+            plan = await query_plan(conn, sql, params)
             scans = [step for step in plan if "VIRTUAL TABLE INDEX" in step]
             # FTS5 names what it was handed after "INDEX n:": M the MATCH, "=" a rowid
             # equality (one MATCH per id: the regression), ">"/"<" rowid ranges.
