@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.domain.models import Appearance, ArchivedPaper, Paper
 from bot.storage.tables import (
@@ -51,14 +52,19 @@ async def load_archived_by_id(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, ArchivedPaper]:
     """The papers with these row ids, keyed by id, with all their appearances."""
+    return await session.run_sync(archived_by_id, ids)
+
+
+def archived_by_id(session: Session, ids: Sequence[int]) -> dict[int, ArchivedPaper]:
+    """load_archived_by_id as blocking code, for reads that run whole in a thread."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
     papers: dict[int, Paper] = {}
     appearances: defaultdict[int, list[Appearance]] = defaultdict(list)
     for part in chunked(wanted):
-        for row in await session.execute(_PAPERS, {"ids": list(part)}):
+        for row in session.execute(_PAPERS, {"ids": list(part)}):
             papers[row.id] = paper_from_mapping(row._mapping)
-        for row in await session.execute(_APPEARANCES, {"ids": list(part)}):
+        for row in session.execute(_APPEARANCES, {"ids": list(part)}):
             appearances[row.paper_id].append(appearance_from_mapping(row._mapping))
     return {pid: ArchivedPaper(paper, tuple(appearances[pid])) for pid, paper in papers.items()}

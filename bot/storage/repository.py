@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from sqlalchemy import Date, Integer, cast, distinct, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.domain.models import ArchivedPaper, Digest, SearchHit, SearchQuery, TagInfo
 from bot.domain.query import normalize_arxiv_id
@@ -195,15 +196,20 @@ class ArchiveRepo(Repository):
     ) -> tuple[list[SearchHit], int]:
         """Hits for one page and the total; tags are matched like resolve_tag (an unknown
         tag simply matches nothing: call resolve_tag first to offer suggestions).
-        `count_up_to`: count only that far, and past this page (see search.search)."""
-        async with self._read() as session:
+        `count_up_to`: count only that far, and past this page (see search.search).
+        Runs whole in a worker thread on SQLite (see Repository._read_blocking)."""
+
+        def run(session: Session) -> tuple[list[SearchHit], int]:
+            tagged = query
             if query.tags:
-                canonical = await _canonical_tags(session)
+                canonical = _canonical_tags(session)
                 tags = tuple(canonical.get(tag_fold(t), t) for t in query.tags)
-                query = SearchQuery(query.text, tags, query.authors, query.arxiv_ids,
-                                    query.since, query.until)
-            return await fulltext.search(session, query, limit=limit, offset=offset,
-                                         count_up_to=count_up_to)
+                tagged = SearchQuery(query.text, tags, query.authors, query.arxiv_ids,
+                                     query.since, query.until)
+            return fulltext.search(session, tagged, limit=limit, offset=offset,
+                                   count_up_to=count_up_to)
+
+        return await self._read_blocking(run)
 
     async def papers_by_tag(
         self, tag: str, limit: int = 10, offset: int = 0
@@ -221,7 +227,7 @@ class ArchiveRepo(Repository):
                 stmt = (select(PaperRow.id).where(PaperRow.id > last_id)
                         .order_by(PaperRow.id).limit(EXPORT_BATCH))
                 if tag is not None:
-                    canonical = await _canonical_tags(session)
+                    canonical = await session.run_sync(_canonical_tags)
                     topic = canonical.get(tag_fold(tag), tag)
                     stmt = stmt.where(PaperRow.id.in_(
                         select(AppearanceRow.paper_id).where(AppearanceRow.topic == topic)))
@@ -324,7 +330,7 @@ class ArchiveRepo(Repository):
         Raises UnknownTag with up to five close names when nothing matches.
         """
         async with self._read() as session:
-            canonical = await _canonical_tags(session)
+            canonical = await session.run_sync(_canonical_tags)
         key = tag_fold(name)
         if key and key in canonical:
             return canonical[key]
@@ -390,10 +396,10 @@ def _topic_names() -> Any:
 _TOPIC_NAMES: Final = _topic_names()  # built once: every tag search runs it
 
 
-async def _canonical_tags(session: AsyncSession) -> dict[str, str]:
+def _canonical_tags(session: Session) -> dict[str, str]:
     """tag_fold -> tag name, for every topic of a stored digest (every tag filter
-    starts here)."""
-    names: Sequence[str | None] = (await session.scalars(_TOPIC_NAMES)).all()
+    starts here). Blocking code: search runs it in its thread; others with run_sync."""
+    names: Sequence[str | None] = session.scalars(_TOPIC_NAMES).all()
     canonical: dict[str, str] = {}
     for name in sorted(n for n in names if n):
         canonical.setdefault(tag_fold(name), name)
@@ -409,7 +415,7 @@ def _days_between(session: AsyncSession, column: Any, end: date) -> Any:
 
 
 async def _lenient_tag(session: AsyncSession, tag: str) -> str:
-    return (await _canonical_tags(session)).get(tag_fold(tag), tag)
+    return (await session.run_sync(_canonical_tags)).get(tag_fold(tag), tag)
 
 
 def _suggest(key: str, canonical: dict[str, str], limit: int = 5) -> tuple[str, ...]:

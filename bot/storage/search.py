@@ -83,10 +83,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.domain.models import SearchHit, SearchQuery
 from bot.domain.query import normalize_arxiv_id
-from bot.storage.loading import chunked, load_archived_by_id
+from bot.storage.loading import archived_by_id, chunked
 from bot.storage.search_text import (
     PaperText,
     PaperTextBuilder,
@@ -315,8 +316,8 @@ class _Plan:
         return {"tags": self.tags, "since": self.since, "until": self.until}
 
 
-async def search(
-    session: AsyncSession, query: SearchQuery, *, limit: int = 10, offset: int = 0,
+def search(
+    session: Session, query: SearchQuery, *, limit: int = 10, offset: int = 0,
     count_up_to: int | None = None,
 ) -> tuple[list[SearchHit], int]:
     """Papers matching the query, best first, and how many match in all.
@@ -332,6 +333,9 @@ async def search(
     limit + 1), exact below that bound, and "that many or more" at it. Up to RANK_WINDOW
     this costs nothing beyond the ranking, whereas an exact count of a very common term
     reads all its matches once more (as long again as ranking them). None: exact.
+
+    Blocking code, so that a search runs whole in a worker thread on SQLite (see
+    engine.run_read); an AsyncSession runs it with run_sync.
     """
     backend = _backend(session)
     limit, offset = max(0, limit), max(0, offset)
@@ -341,8 +345,8 @@ async def search(
     exact: list[int] = []
     if plan.arxiv_ids:
         stmt = _exact_statement(backend, len(plan.authors), plan.filter)
-        rows = await session.execute(stmt, {**params, **backend.match_params(plan.authors, ()),
-                                            "ids": plan.arxiv_ids})
+        rows = session.execute(stmt, {**params, **backend.match_params(plan.authors, ()),
+                                      "ids": plan.arxiv_ids})
         found = {row.arxiv_id: row.id for row in rows}
         exact = [found[i] for i in plan.arxiv_ids if i in found]
 
@@ -355,16 +359,16 @@ async def search(
                                       plan.filter, bool(exact))
         text_params = {**params, **backend.match_params(plan.authors, plan.terms),
                        "exact": exact}
-        ranked, rest_total = await _ranked(session, statements, text_params, rest_limit,
-                                           rest_offset, count_up_to)
+        ranked, rest_total = _ranked(session, statements, text_params, rest_limit,
+                                     rest_offset, count_up_to)
     elif not plan.arxiv_ids and (plan.filter or plan.authors):
-        ranked, rest_total = await _newest(
+        ranked, rest_total = _newest(
             session, backend, len(plan.authors), plan.filter,
             {**params, **backend.match_params(plan.authors, ())},
             rest_limit, rest_offset, count_up_to)
 
     page = [(pid, EXACT_RANK) for pid in exact[offset : offset + limit]] + ranked
-    by_id = await load_archived_by_id(session, [pid for pid, _ in page])
+    by_id = archived_by_id(session, [pid for pid, _ in page])
     hits = [SearchHit(by_id[pid], rank) for pid, rank in page if pid in by_id]
     total = len(exact) + rest_total
     if count_up_to is not None:  # the same bound for listings, whose count is exact
@@ -439,8 +443,8 @@ def _id_bounds(filter_: _Filter) -> tuple[Any, Any]:
     return select(bounds.c.low).scalar_subquery(), select(bounds.c.high).scalar_subquery()
 
 
-async def _ranked(
-    session: AsyncSession,
+def _ranked(
+    session: Session,
     statements: _TextStatements,
     params: dict[str, Any],
     limit: int,
@@ -460,7 +464,7 @@ async def _ranked(
     page: list[tuple[int, float]] = []
     total: int | None = None
     if limit and offset < RANK_WINDOW:
-        rows = (await session.execute(statements.ranked, {
+        rows = (session.execute(statements.ranked, {
             **params, "window": RANK_WINDOW, "limit": min(limit, RANK_WINDOW - offset),
             "offset": offset})).all()
         page = [(row.paper_id, float(row.score)) for row in rows]
@@ -472,13 +476,13 @@ async def _ranked(
             total = 0
     if total is None:
         if count_up_to is None:
-            total = int((await session.execute(statements.count, params)).scalar_one())
+            total = int(session.execute(statements.count, params).scalar_one())
         else:
-            total = int((await session.execute(statements.count_up_to,
-                                               {**params, "up_to": count_up_to})).scalar_one())
+            total = int(session.execute(statements.count_up_to,
+                                        {**params, "up_to": count_up_to}).scalar_one())
     if limit and offset + limit > RANK_WINDOW and offset < total:
         start = max(offset, RANK_WINDOW)
-        older = await session.execute(statements.older, {
+        older = session.execute(statements.older, {
             **params, "limit": offset + limit - start, "offset": start})
         page += [(row.paper_id, float(row.score)) for row in older]
     return page, total
@@ -539,8 +543,8 @@ def _listing_statements(backend: _Backend, authors: int, filter_: _Filter,
     )
 
 
-async def _newest(
-    session: AsyncSession,
+def _newest(
+    session: Session,
     backend: _Backend,
     authors: int,
     filter_: _Filter,
@@ -560,40 +564,39 @@ async def _newest(
     """
     counting = _listing_statements(backend, authors, filter_, False)
     if count_up_to is None:
-        total = int((await session.execute(counting.count, params)).scalar_one())
+        total = int(session.execute(counting.count, params).scalar_one())
     else:
         up_to = max(count_up_to, offset + limit + 1, NARROW_LISTINGS_ABOVE + 1)
-        total = int((await session.execute(counting.count_up_to,
-                                           {**params, "up_to": up_to})).scalar_one())
+        total = int(session.execute(counting.count_up_to,
+                                    {**params, "up_to": up_to}).scalar_one())
     if not limit or offset >= total:
         return [], total
     narrow = total > NARROW_LISTINGS_ABOVE
     statements = _listing_statements(backend, authors, filter_, narrow)
     page_params = {**params, "limit": limit, "offset": offset}
-    candidates = await _newest_candidates(session, statements, params, offset + limit) \
+    candidates = _newest_candidates(session, statements, params, offset + limit) \
         if narrow else None
     if candidates is None:
-        rows = await session.execute(statements.page, page_params)
+        rows = session.execute(statements.page, page_params)
     else:
-        rows = await session.execute(statements.page_of, {**page_params,
-                                                          "candidates": candidates})
+        rows = session.execute(statements.page_of, {**page_params, "candidates": candidates})
     return [(row.paper_id, 0.0) for row in rows], total
 
 
-async def _newest_candidates(
-    session: AsyncSession, statements: _ListingStatements, params: dict[str, Any],
+def _newest_candidates(
+    session: Session, statements: _ListingStatements, params: dict[str, Any],
     need: int,
 ) -> list[int] | None:
     """The papers with a matching appearance on or after the date by which `need`
     distinct papers have one (None: fewer papers match than that, take them all)."""
     fetch = 2 * need + 16
     while True:
-        rows = (await session.execute(statements.newest, {**params, "fetch": fetch})).all()
+        rows = session.execute(statements.newest, {**params, "fetch": fetch}).all()
         seen: set[int] = set()
         for row in rows:
             seen.add(row.paper_id)
             if len(seen) == need:
-                ids: dict[int, None] = dict.fromkeys(await session.scalars(
+                ids: dict[int, None] = dict.fromkeys(session.scalars(
                     statements.since_first,
                     {**params, "first_date": row.date, "fetch": MAX_CANDIDATES + 1}))
                 return list(ids) if len(ids) <= MAX_CANDIDATES else None
@@ -753,7 +756,7 @@ class _PostgreSQL:
 _BACKENDS: dict[str, _Backend] = {"sqlite": _SQLite(), "postgresql": _PostgreSQL()}
 
 
-def _backend(session: AsyncSession) -> _Backend:
+def _backend(session: AsyncSession | Session) -> _Backend:
     name = session.get_bind().dialect.name
     try:
         return _BACKENDS[name]

@@ -1,4 +1,4 @@
-"""The transactions a repository method runs in: one read kind, one write kind.
+"""The transactions a repository method runs in: two read kinds, one write kind.
 
 Every public repository method is one short transaction. Writers never fail half-way
 on a lock: on SQLite they begin IMMEDIATE, taking the one write lock (or waiting up to
@@ -10,12 +10,16 @@ the archive's advisory lock first. Both are the engine's WRITE option (see engin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
-from bot.storage.engine import WRITE
+from bot.storage.engine import WRITE, run_read
+
+T = TypeVar("T")
 
 
 class Repository:
@@ -29,6 +33,13 @@ class Repository:
         """A read transaction: one consistent view (plain BEGIN on SQLite), no lock."""
         async with self._sessions() as session, session.begin():
             yield session
+
+    async def _read_blocking(self, work: Callable[[Session], T]) -> T:
+        """A read transaction written as plain blocking code, for the hot read paths
+        (search): on SQLite it runs whole in a worker thread (see engine.run_read)."""
+        engine = self._sessions.kw["bind"]
+        assert isinstance(engine, AsyncEngine)
+        return await run_read(engine, work)
 
     @asynccontextmanager
     async def _write(self, *, lock: bool = True) -> AsyncIterator[AsyncSession]:

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.storage.engine import statement_engines
+
 
 @contextmanager
 def match_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
@@ -20,11 +22,14 @@ def match_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
         if "MATCH" in statement:
             seen.append((statement, parameters))
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    engines = statement_engines(engine)  # searches run on the thread reader's
+    for target in engines:
+        event.listen(target, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        for target in engines:
+            event.remove(target, "before_cursor_execute", record)
 
 
 async def query_plan(conn: AsyncConnection, sql: str, params: Any) -> list[str]:
