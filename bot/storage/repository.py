@@ -25,7 +25,7 @@ from bot.domain.query import normalize_arxiv_id
 from bot.errors import UnknownTag
 from bot.storage import search as fulltext
 from bot.storage.engine import bulk_write, dialect_insert
-from bot.storage.loading import chunked, load_archived, load_archived_by_id
+from bot.storage.loading import archived_by_id, chunked, load_archived
 from bot.storage.records import (
     Announcement,
     ArchiveStats,
@@ -181,14 +181,19 @@ class ArchiveRepo(Repository):
     async def get_papers(self, arxiv_ids: Sequence[str]) -> list[ArchivedPaper]:
         """Papers by arXiv id, in the order asked; unknown ids are left out."""
         wanted = [_arxiv_key(a) for a in arxiv_ids]
-        async with self._read() as session:
+
+        def run(session: Session) -> list[ArchivedPaper]:
             ids: dict[str, int] = {}
             for part in chunked(sorted(set(wanted))):
-                rows = await session.execute(
+                rows = session.execute(
                     select(PaperRow.arxiv_id, PaperRow.id).where(PaperRow.arxiv_id.in_(part))
                 )
                 ids.update({r.arxiv_id: r.id for r in rows})
-            return await load_archived(session, [ids[a] for a in wanted if a in ids])
+            found = [ids[a] for a in wanted if a in ids]
+            by_id = archived_by_id(session, found)
+            return [by_id[pid] for pid in dict.fromkeys(found) if pid in by_id]
+
+        return await self._read_blocking(run)
 
     async def search(
         self, query: SearchQuery, limit: int = 10, offset: int = 0,
@@ -243,41 +248,38 @@ class ArchiveRepo(Repository):
 
     async def latest_digest_date(self, tag: str | None = None) -> date | None:
         """The newest day with a non-empty digest (of this tag)."""
-        async with self._read() as session:
-            stmt = select(func.max(AppearanceRow.date))
-            if tag is not None:
-                stmt = stmt.where(AppearanceRow.topic == await _lenient_tag(session, tag))
-            return (await session.execute(stmt)).scalar_one()
+        return await self._read_blocking(lambda session: _latest_date(session, tag))
 
     async def papers_of_latest_digests(self, tag: str | None = None) -> list[DigestPapers]:
         """The digests of the newest day (of this tag), each with its papers in order."""
-        day = await self.latest_digest_date(tag)
-        return [] if day is None else await self.papers_on(day, tag)
+
+        def run(session: Session) -> list[DigestPapers]:
+            day = _latest_date(session, tag)
+            return [] if day is None else _papers_on(session, day, tag)
+
+        return await self._read_blocking(run)
 
     async def papers_on(self, day: date, tag: str | None = None) -> list[DigestPapers]:
         """The digests of one day (of one tag), sorted by topic, papers in digest order."""
-        async with self._read() as session:
-            stmt = select(AppearanceRow.digest_path, AppearanceRow.paper_id).where(
-                AppearanceRow.date == day
-            )
-            if tag is not None:
-                stmt = stmt.where(AppearanceRow.topic == await _lenient_tag(session, tag))
-            return await _digests(session, stmt)
+        return await self._read_blocking(lambda session: _papers_on(session, day, tag))
 
     async def digest_papers(self, path: str) -> DigestPapers | None:
         """One digest file's papers in order; None if the path is not a stored digest."""
-        async with self._read() as session:
-            found = (await session.execute(
+
+        def run(session: Session) -> DigestPapers | None:
+            found = session.execute(
                 select(DigestFileRow.topic, DigestFileRow.date).where(
                     DigestFileRow.path == path, DigestFileRow.skipped_reason.is_(None))
-            )).first()
+            ).first()
             if found is None or found.topic is None or found.date is None:
                 return None
             stmt = select(AppearanceRow.digest_path, AppearanceRow.paper_id).where(
                 AppearanceRow.digest_path == path
             )
-            digests = await _digests(session, stmt)
+            digests = _digests(session, stmt)
             return digests[0] if digests else DigestPapers(path, found.topic, found.date)
+
+        return await self._read_blocking(run)
 
     # trends ---------------------------------------------------------------------------
 
@@ -329,8 +331,7 @@ class ArchiveRepo(Repository):
 
         Raises UnknownTag with up to five close names when nothing matches.
         """
-        async with self._read() as session:
-            canonical = await session.run_sync(_canonical_tags)
+        canonical = await self._read_blocking(_canonical_tags)
         key = tag_fold(name)
         if key and key in canonical:
             return canonical[key]
@@ -414,8 +415,24 @@ def _days_between(session: AsyncSession, column: Any, end: date) -> Any:
     return cast(func.julianday(literal(end, Date)) - func.julianday(column), Integer)
 
 
-async def _lenient_tag(session: AsyncSession, tag: str) -> str:
-    return (await session.run_sync(_canonical_tags)).get(tag_fold(tag), tag)
+def _lenient_tag(session: Session, tag: str) -> str:
+    return _canonical_tags(session).get(tag_fold(tag), tag)
+
+
+def _latest_date(session: Session, tag: str | None) -> date | None:
+    stmt = select(func.max(AppearanceRow.date))
+    if tag is not None:
+        stmt = stmt.where(AppearanceRow.topic == _lenient_tag(session, tag))
+    return session.execute(stmt).scalar_one()
+
+
+def _papers_on(session: Session, day: date, tag: str | None) -> list[DigestPapers]:
+    stmt = select(AppearanceRow.digest_path, AppearanceRow.paper_id).where(
+        AppearanceRow.date == day
+    )
+    if tag is not None:
+        stmt = stmt.where(AppearanceRow.topic == _lenient_tag(session, tag))
+    return _digests(session, stmt)
 
 
 def _suggest(key: str, canonical: dict[str, str], limit: int = 5) -> tuple[str, ...]:
@@ -428,21 +445,21 @@ def _suggest(key: str, canonical: dict[str, str], limit: int = 5) -> tuple[str, 
     return tuple(canonical[k] for k in dict.fromkeys(partial + close))[:limit]
 
 
-async def _digests(session: AsyncSession, stmt: Any) -> list[DigestPapers]:
+def _digests(session: Session, stmt: Any) -> list[DigestPapers]:
     """Group (digest_path, paper_id) rows into DigestPapers, papers in digest order."""
-    rows = (await session.execute(stmt.order_by(AppearanceRow.digest_path,
-                                                AppearanceRow.position))).all()
+    rows = session.execute(stmt.order_by(AppearanceRow.digest_path,
+                                         AppearanceRow.position)).all()
     if not rows:
         return []
     paths = sorted({r.digest_path for r in rows})
     meta = {
         r.path: (r.topic or "", r.date)
-        for r in await session.execute(
+        for r in session.execute(
             select(DigestFileRow.path, DigestFileRow.topic, DigestFileRow.date)
             .where(DigestFileRow.path.in_(paths))
         )
     }
-    papers = await load_archived_by_id(session, [r.paper_id for r in rows])
+    papers = archived_by_id(session, [r.paper_id for r in rows])
     grouped: dict[str, list[ArchivedPaper]] = {}
     for r in rows:
         if r.paper_id in papers:

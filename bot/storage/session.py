@@ -35,8 +35,9 @@ class Repository:
             yield session
 
     async def _read_blocking(self, work: Callable[[Session], T]) -> T:
-        """A read transaction written as plain blocking code, for the hot read paths
-        (search): on SQLite it runs whole in a worker thread (see engine.run_read)."""
+        """A read transaction written as plain blocking code, for the reads users wait
+        for (search, papers, digests, tags): on SQLite it runs whole in a worker thread
+        (see engine.run_read), one hand-off instead of several per statement."""
         engine = self._sessions.kw["bind"]
         assert isinstance(engine, AsyncEngine)
         return await run_read(engine, work)

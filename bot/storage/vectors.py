@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.domain.models import ArchivedPaper
 from bot.domain.query import normalize_arxiv_id
 from bot.storage.engine import dialect_insert
-from bot.storage.loading import chunked, load_archived_by_id
+from bot.storage.loading import archived_by_id, chunked
 from bot.storage.session import Repository
 from bot.storage.tables import AppearanceRow, PaperRow, PaperVectorRow
 
@@ -35,11 +36,10 @@ _TAGS = (  # built once: every press of 🔗 Related reads 50 papers' tags throu
     .order_by(AppearanceRow.paper_id, AppearanceRow.date, AppearanceRow.topic))
 
 
-async def _tags(session: AsyncSession, paper_ids: Sequence[int]
-                ) -> dict[int, tuple[str, ...]]:
+def _tags(session: Session, paper_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
     found: dict[int, dict[str, None]] = {}
     for part in chunked(sorted(set(paper_ids))):
-        for paper_id, topic in await session.execute(_TAGS, {"ids": list(part)}):
+        for paper_id, topic in session.execute(_TAGS, {"ids": list(part)}):
             found.setdefault(paper_id, {}).setdefault(topic, None)
     return {paper_id: tuple(topics) for paper_id, topics in found.items()}
 
@@ -164,8 +164,7 @@ class VectorRepo(Repository):
         """The tags of these papers by id, in ArchivedPaper.tags' order (first listed
         first): what the ranking of 50 candidates needs, without loading 50 papers. Ids
         no longer in the archive are left out."""
-        async with self._read() as session:
-            return await _tags(session, paper_ids)
+        return await self._read_blocking(lambda session: _tags(session, paper_ids))
 
     async def tags_then_papers(
         self, paper_ids: Sequence[int],
@@ -175,11 +174,11 @@ class VectorRepo(Repository):
         from them, by id, in one transaction: a Related press reads both, and each
         transaction costs about 1.5 ms of its own; one snapshot also means that every
         paper with tags can be loaded."""
-        async with self._read() as session:
-            chosen = choose(await _tags(session, paper_ids))
-            return await load_archived_by_id(session, chosen)
+        def run(session: Session) -> dict[int, ArchivedPaper]:
+            return archived_by_id(session, choose(_tags(session, paper_ids)))
+
+        return await self._read_blocking(run)
 
     async def papers(self, paper_ids: Sequence[int]) -> dict[int, ArchivedPaper]:
         """The papers with these row ids, by id; ids no longer in the archive are left out."""
-        async with self._read() as session:
-            return await load_archived_by_id(session, paper_ids)
+        return await self._read_blocking(lambda session: archived_by_id(session, paper_ids))

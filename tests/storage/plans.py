@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -10,6 +10,20 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.storage.engine import statement_engines
+
+
+@contextmanager
+def before_statements(engine: AsyncEngine, listener: Callable[..., None]) -> Iterator[None]:
+    """`listener` called before every statement the engine runs inside the block, on its
+    own connections or its thread reader's (where searches run)."""
+    engines = statement_engines(engine)
+    for target in engines:
+        event.listen(target, "before_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        for target in engines:
+            event.remove(target, "before_cursor_execute", listener)
 
 
 @contextmanager
@@ -22,14 +36,8 @@ def match_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
         if "MATCH" in statement:
             seen.append((statement, parameters))
 
-    engines = statement_engines(engine)  # searches run on the thread reader's
-    for target in engines:
-        event.listen(target, "before_cursor_execute", record)
-    try:
+    with before_statements(engine, record):
         yield seen
-    finally:
-        for target in engines:
-            event.remove(target, "before_cursor_execute", record)
 
 
 async def query_plan(conn: AsyncConnection, sql: str, params: Any) -> list[str]:

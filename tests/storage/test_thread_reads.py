@@ -25,6 +25,7 @@ from bot.storage.engine import (
 )
 from bot.storage.repository import ArchiveRepo
 from tests.storage.factories import make_digest, make_paper, state_of
+from tests.storage.plans import before_statements
 
 
 @contextmanager
@@ -35,14 +36,8 @@ def threads_of_statements(engine: AsyncEngine) -> Iterator[list[str]]:
     def record(*_args: Any) -> None:
         names.append(threading.current_thread().name)
 
-    engines = statement_engines(engine)
-    for target in engines:
-        event.listen(target, "before_cursor_execute", record)
-    try:
+    with before_statements(engine, record):
         yield names
-    finally:
-        for target in engines:
-            event.remove(target, "before_cursor_execute", record)
 
 
 async def _archive(engine: AsyncEngine, papers: int = 3) -> ArchiveRepo:
